@@ -1,0 +1,37 @@
+"""One place where every chapter sets seeds, determinism and display options."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def setup_book(seed: int = 0, threads: int | None = 1, figures_dir: str | Path = "../figures"
+               ) -> dict:
+    """Seed every generator, fix CPU threads and plot style; returns what it set, for the record."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r}: must be a non-negative integer")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads={threads}: must be a positive integer or None")
+        torch.set_num_threads(threads)
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid")
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight"})
+    pd.set_option("display.precision", 4)
+    pd.set_option("display.width", 120)
+    figures = Path(figures_dir)
+    figures.mkdir(parents=True, exist_ok=True)
+    return {"seed": seed, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "figures_dir": os.fspath(figures)}

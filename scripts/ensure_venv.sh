@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Create .venv at the top of the repository if missing and (re)install the package with its
+# book and test extras whenever pyproject.toml has changed since the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+  for candidate in python3.11 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "error: Python 3.11 is required (python3.11 or python3 on PATH)" >&2
+  return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  python=$(find_python)
+  echo "creating .venv with $($python --version)"
+  "$python" -m venv .venv
+fi
+
+stamp=.venv/.lenna-installed
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "installing lenna_core with its book and test dependencies into .venv (a few minutes)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".[book,test]"
+  echo "$wanted" > "$stamp"
+fi

@@ -1,0 +1,39 @@
+"""The committed chapter notebooks are executed, complete, and in sync with their .py sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+SOURCES = sorted(BOOK.glob("[0-9][0-9]_*.py"))
+
+
+def test_every_chapter_is_found():
+    assert SOURCES, "no chapter sources book/NN_*.py found"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_matches_source(source: Path):
+    notebook_path = source.with_suffix(".ipynb")
+    assert notebook_path.exists(), f"{notebook_path.name} missing: run scripts/build_book.sh"
+    executed = nbformat.read(notebook_path, as_version=4)
+    text = jupytext.read(source)
+    code = [c.source for c in text.cells if c.cell_type == "code"]
+    committed = [c.source for c in executed.cells if c.cell_type == "code"
+                 and "injected-parameters" not in c.metadata.get("tags", [])]
+    assert committed == code, f"{notebook_path.name} is stale: re-run scripts/build_book.sh"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_is_executed_with_one_parameters_cell(source: Path):
+    executed = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    # nbval skips cells without an execution count, so an unexecuted notebook tests nothing.
+    assert all(c.execution_count is not None for c in code), "unexecuted code cells"
+    assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "each chapter has exactly one cell tagged 'parameters'"
