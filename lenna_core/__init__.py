@@ -1,5 +1,7 @@
 """lenna_core: the DARTS search space, supernet and latency tools behind the LENNA book."""
 
+from . import data
+from .data import load_dataset
 from .genotypes import DARTS_V1, DARTS_V2, NAMED_GENOTYPES, Genotype
 from .network import NetworkCIFAR, NetworkImageNet, count_parameters
 from .operations import OPS, PRIMITIVES
@@ -12,5 +14,5 @@ __version__ = "0.1.0"
 __all__ = [
     "DARTS_SPACE", "DARTS_V1", "DARTS_V2", "NAMED_GENOTYPES", "OPS", "PRIMITIVES", "Genotype",
     "NetworkCIFAR", "NetworkImageNet", "SearchNetwork", "SearchSpace", "count_parameters",
-    "frozen_arch", "sample_single_path_cell", "single_path_cell", "__version__",
+    "data", "frozen_arch", "load_dataset", "sample_single_path_cell", "single_path_cell", "__version__",
 ]
