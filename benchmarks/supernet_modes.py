@@ -1,9 +1,10 @@
 """Time per search step and peak memory of the supernet in softmax vs binary-gate mode.
 
 Each mode runs in its own process so peak memory is not shared. Binary mode is shown with
-both gate-gradient estimators ("full": every candidate's gate; "two": ProxylessNAS's two-path
-update, the default the search uses). One search step is a first-order DARTS step: a weight step on a training batch and an arch step on a validation
-batch. Memory is reported twice: the tensors autograd saves for the backward pass of one
+both gate-gradient estimators ("full": every candidate's gate, SearchNetwork's default;
+"two": ProxylessNAS's two-path update). One search step is a first-order DARTS step: a
+weight step on a training batch and an arch step on a validation batch. Memory is reported
+twice: the tensors autograd saves for the backward pass of one
 training forward (the activations binary gates are meant to save, device-independent), and
 the growth of the process's peak memory over the steps (peak resident set on CPU, which at
 small sizes is dominated by fixed costs; torch.cuda.max_memory_allocated on CUDA).

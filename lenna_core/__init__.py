@@ -14,5 +14,6 @@ __version__ = "0.1.0"
 __all__ = [
     "DARTS_SPACE", "DARTS_V1", "DARTS_V2", "NAMED_GENOTYPES", "OPS", "PRIMITIVES", "Genotype",
     "NetworkCIFAR", "NetworkImageNet", "SearchNetwork", "SearchSpace", "count_parameters",
-    "data", "frozen_arch", "load_dataset", "sample_single_path_cell", "single_path_cell", "__version__",
+    "data", "frozen_arch", "load_dataset", "sample_single_path_cell", "single_path_cell",
+    "__version__",
 ]
