@@ -1,0 +1,210 @@
+"""Latency measurement in milliseconds, with the context every figure needs to be reproduced.
+
+A measurement is ``warmup`` untimed forward passes, then ``repeats`` timed ones, under
+``torch.inference_mode`` and in eval mode. On CPU the thread count is fixed for the duration
+(and recorded); on CUDA each pass is timed with CUDA events, so the figure is device time and
+not the time to enqueue kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .operations import make_op
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Parse ``device`` and check it exists here; raise a ValueError that says what to use."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a device torch knows; use 'cpu' or "
+                         "'cuda' / 'cuda:N'") from err
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}: the profiler supports 'cpu' and 'cuda' only")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}: no CUDA device is available on this machine; "
+                             "use device='cpu'")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA "
+                             "device(s) exist")
+    return resolved
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    """The CPU or GPU model behind ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return _cpu_model()
+
+
+def machine_fingerprint(device: str | torch.device = "cpu") -> dict:
+    """What a latency figure depends on: hardware, software and load of this machine."""
+    resolved = resolve_device(device)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {
+        "device": str(resolved), "device_name": device_name(resolved),
+        "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+        "platform": platform.platform(), "python": platform.python_version(),
+        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "load_average_1_5_15": [round(x, 2) for x in load],
+    }
+
+
+@contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Fix torch's intra-op CPU threads inside the block (None leaves them alone)."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Timings of one module on one input shape, in milliseconds, with their context."""
+
+    times_ms: tuple[float, ...]
+    device: str
+    device_name: str
+    threads: int | None
+    batch_size: int
+    input_shape: tuple[int, ...]
+    warmup: int
+    torch_version: str = field(default=torch.__version__)
+
+    @property
+    def repeats(self) -> int:
+        """Number of timed passes."""
+        return len(self.times_ms)
+
+    @property
+    def median(self) -> float:
+        """Median latency (ms): the default summary, robust to the occasional slow pass."""
+        return float(np.median(self.times_ms))
+
+    @property
+    def min(self) -> float:
+        """Fastest pass (ms)."""
+        return float(np.min(self.times_ms))
+
+    @property
+    def iqr(self) -> float:
+        """Interquartile range (ms)."""
+        q1, q3 = np.percentile(self.times_ms, [25, 75])
+        return float(q3 - q1)
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile (0..1) of the timings (ms); LENNA used the 0.4 quantile."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"q={q}: a quantile must lie in [0, 1]")
+        return float(np.quantile(self.times_ms, q))
+
+    def trimmed_mean(self, low: float = 0.2, high: float = 0.8) -> float:
+        """Mean of the timings between the ``low`` and ``high`` quantiles (ms)."""
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"low={low}, high={high}: need 0 <= low < high <= 1")
+        ordered = sorted(self.times_ms)
+        n = len(ordered)
+        # The epsilon keeps 5 * (1 - 0.8) from flooring to 0 in binary floating point.
+        kept = ordered[int(n * low + 1e-9):n - int(n * (1.0 - high) + 1e-9)]
+        return float(np.mean(kept)) if kept else self.median
+
+    def outliers(self, k: float = 1.5) -> tuple[float, ...]:
+        """Timings above Tukey's fence ``Q3 + k * IQR``: LENNA's "popping values"."""
+        q3 = np.percentile(self.times_ms, 75)
+        return tuple(t for t in self.times_ms if t > q3 + k * self.iqr)
+
+    def summary(self) -> dict:
+        """Statistics and context as a flat dict (one row of a results table)."""
+        row = {k: v for k, v in asdict(self).items() if k != "times_ms"}
+        row["input_shape"] = "x".join(map(str, self.input_shape))
+        row.update(repeats=self.repeats, median_ms=self.median, min_ms=self.min,
+                   iqr_ms=self.iqr, trimmed_mean_ms=self.trimmed_mean(),
+                   q40_ms=self.quantile(0.4), outliers=len(self.outliers()))
+        return row
+
+
+def _check_positive(name: str, value: int, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r}: must be an integer >= {minimum}")
+
+
+def measure_latency(module: nn.Module, input_shape: Sequence[int], *,
+                    device: str | torch.device = "cpu", repeats: int = 50, warmup: int = 10,
+                    threads: int | None = 1) -> LatencyResult:
+    """Time ``module`` on a random input of ``input_shape`` (batch first); returns ms timings."""
+    _check_positive("repeats", repeats)
+    _check_positive("warmup", warmup, minimum=0)
+    if threads is not None:
+        _check_positive("threads", threads)
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise ValueError(f"input_shape={tuple(input_shape)}: give (batch, channels, ...) with "
+                         "positive sizes")
+    resolved = resolve_device(device)
+    was_training = module.training
+    module = module.to(resolved).eval()
+    x = torch.randn(shape, device=resolved)
+    times: list[float] = []
+    try:
+        with cpu_threads(threads if resolved.type == "cpu" else None), torch.inference_mode():
+            for _ in range(warmup):
+                module(x)
+            for _ in range(repeats):
+                times.append(_time_once(module, x, resolved))
+    finally:
+        module.train(was_training)
+    return LatencyResult(
+        times_ms=tuple(times), device=str(resolved), device_name=device_name(resolved),
+        threads=threads if resolved.type == "cpu" else None, batch_size=shape[0],
+        input_shape=shape, warmup=warmup)
+
+
+def _time_once(module: nn.Module, x: torch.Tensor, device: torch.device) -> float:
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        module(x)
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end))
+    start = time.perf_counter()
+    module(x)
+    return (time.perf_counter() - start) * 1e3
+
+
+def time_primitive(name: str, C: int, stride: int, input_size: int, *, batch_size: int = 1,
+                   device: str | torch.device = "cpu", repeats: int = 50, warmup: int = 10,
+                   threads: int | None = 1) -> LatencyResult:
+    """Time one primitive (as built for an inference cell) on a (batch, C, size, size) input."""
+    _check_positive("C", C)
+    _check_positive("input_size", input_size)
+    _check_positive("batch_size", batch_size)
+    op = make_op(name, C, stride, affine=True)
+    return measure_latency(op, (batch_size, C, input_size, input_size), device=device,
+                           repeats=repeats, warmup=warmup, threads=threads)

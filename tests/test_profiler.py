@@ -1,0 +1,97 @@
+"""The profiler: statistics, recorded context and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lenna_core.profiler import (
+    LatencyResult,
+    cpu_threads,
+    machine_fingerprint,
+    measure_latency,
+    resolve_device,
+    time_primitive,
+)
+
+
+def _result(times):
+    return LatencyResult(times_ms=tuple(times), device="cpu", device_name="test", threads=1,
+                         batch_size=1, input_shape=(1, 3, 8, 8), warmup=0)
+
+
+def test_statistics_of_known_timings():
+    r = _result([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert r.median == 3.0
+    assert r.min == 1.0
+    assert r.iqr == pytest.approx(2.0)  # 75th (4.0) minus 25th (2.0) percentile
+    assert r.quantile(0.4) == pytest.approx(2.6)
+    assert r.trimmed_mean(0.2, 0.8) == pytest.approx(3.0)  # keeps 2, 3, 4
+    assert r.outliers() == (100.0,)  # above 4 + 1.5 * 2
+    assert r.repeats == 5
+
+
+def test_summary_records_the_context():
+    row = _result([1.0, 2.0]).summary()
+    assert row["trimmed_mean_ms"] == 1.5  # too few timings to trim: all are kept
+    assert row["batch_size"] == 1 and row["input_shape"] == "1x3x8x8"
+    assert row["threads"] == 1 and row["repeats"] == 2 and row["median_ms"] == 1.5
+    assert "torch_version" in row and "times_ms" not in row
+
+
+def test_measure_latency_times_each_repeat_and_restores_the_module():
+    module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)).train()
+    calls = []
+    module.register_forward_hook(lambda *_: calls.append(torch.is_inference_mode_enabled()))
+    r = measure_latency(module, (2, 3, 8, 8), repeats=7, warmup=3, threads=1)
+    assert r.repeats == 7 and len(calls) == 10 and all(calls)
+    assert all(t > 0 for t in r.times_ms)
+    assert r.batch_size == 2 and r.input_shape == (2, 3, 8, 8) and r.threads == 1
+    assert module.training, "the module's train/eval flag must be restored"
+
+
+def test_threads_are_restored():
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_time_primitive_uses_the_given_shape():
+    r = time_primitive("sep_conv_3x3", 4, 2, 8, batch_size=3, repeats=2, warmup=0)
+    assert r.input_shape == (3, 4, 8, 8) and r.repeats == 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"repeats": 0}, "repeats"), ({"repeats": -3}, "repeats"), ({"warmup": -1}, "warmup"),
+    ({"threads": 0}, "threads"), ({"device": "tpu"}, "device"), ({"device": "banana"}, "device"),
+])
+def test_bad_measurement_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        measure_latency(nn.Identity(), (1, 3, 4, 4), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"C": 0}, "C="), ({"input_size": 0}, "input_size"),
+                                           ({"batch_size": 0}, "batch_size")])
+def test_bad_primitive_arguments(kwargs, match):
+    args = {"name": "skip_connect", "C": 4, "stride": 1, "input_size": 8} | kwargs
+    with pytest.raises(ValueError, match=match):
+        time_primitive(**args, repeats=1, warmup=0)
+
+
+def test_bad_input_shape():
+    with pytest.raises(ValueError, match="input_shape"):
+        measure_latency(nn.Identity(), (0, 3, 4, 4))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_cuda_without_a_gpu_says_what_to_use():
+    with pytest.raises(ValueError, match="no CUDA device.*device='cpu'"):
+        resolve_device("cuda")
+
+
+def test_fingerprint_names_the_machine():
+    info = machine_fingerprint("cpu")
+    assert info["cpu_count"] >= 1 and info["torch"] == torch.__version__
+    assert len(info["load_average_1_5_15"]) == 3
