@@ -46,7 +46,10 @@ class Genotype:
                 raise ValueError(f"genotype.{name} must list two (op, input) edges per "
                                  f"intermediate node; got {len(edges)} edges")
             for position, (op, index) in enumerate(edges):
-                check_primitive(op)
+                try:
+                    check_primitive(op)
+                except ValueError as err:
+                    raise ValueError(f"genotype.{name}[{position}]: {err}") from None
                 node = position // 2 + 2
                 if not 0 <= index < node:
                     raise ValueError(

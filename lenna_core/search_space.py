@@ -31,7 +31,8 @@ class SearchSpace:
             check_primitive(name)
         if len(set(self.primitives)) != len(self.primitives):
             raise ValueError(f"primitives must not repeat; got {list(self.primitives)}")
-        if not isinstance(self.steps, int) or not 1 <= self.steps <= 16:
+        if (isinstance(self.steps, bool) or not isinstance(self.steps, int)
+                or not 1 <= self.steps <= 16):
             raise ValueError(f"steps={self.steps!r}: must be an integer in 1..16")
         if self.multiplier is None:
             object.__setattr__(self, "multiplier", self.steps)
@@ -79,6 +80,10 @@ class SearchSpace:
         An edge's strength is its largest weight over the non-``none`` operations, and the
         op kept on it is the one with that weight.
         """
+        shape = (self.num_edges, self.num_ops)
+        if tuple(weights.shape) != shape:
+            raise ValueError(f"weights has shape {tuple(weights.shape)}; this space needs {shape} "
+                             f"({self.num_edges} edges x {self.num_ops} primitives)")
         weights = weights.detach().float().cpu()
         candidates = [k for k, name in enumerate(self.primitives) if name != "none"]
         if not candidates:

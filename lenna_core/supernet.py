@@ -165,20 +165,26 @@ class SearchNetwork(nn.Module):
 
     def _sample_pairs(self) -> dict[str, torch.Tensor]:
         """Two distinct candidates per edge and cell type, drawn from softmax(alpha)."""
-        return {kind: torch.multinomial(probs.double(), 2, replacement=False)
+        return {kind: torch.multinomial(probs.double().cpu(), 2, replacement=False)
                 for kind, probs in self.probabilities().items()}
 
     @torch.no_grad()
     def rescale_two_path_alphas(self, before: list[torch.Tensor]) -> None:
-        """After a two-path update, shift the two updated logits of each edge so their joint
-        probability mass is what it was before the step (ProxylessNAS); other ops keep theirs.
+        """After a two-path update, keep every op outside each edge's pair where it was, and
+        shift the pair's two logits so their joint probability is unchanged (ProxylessNAS).
+
+        Optimisers with momentum or weight decay also move logits whose gradient is zero;
+        restoring them keeps the update confined to the two sampled paths.
         """
         if not self.last_pairs:
             return
         for kind, alpha, old in zip(("normal", "reduce"), self.arch_parameters(), before):
+            old = old.to(alpha.device)
             pairs = self.last_pairs[kind].to(alpha.device)
+            outside = torch.ones_like(alpha, dtype=torch.bool).scatter_(1, pairs, False)
+            alpha[outside] = old[outside]
             shift = (alpha.gather(1, pairs).logsumexp(dim=1, keepdim=True)
-                     - old.to(alpha.device).gather(1, pairs).logsumexp(dim=1, keepdim=True))
+                     - old.gather(1, pairs).logsumexp(dim=1, keepdim=True))
             alpha.scatter_(1, pairs, alpha.gather(1, pairs) - shift)
 
 
