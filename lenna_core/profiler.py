@@ -8,6 +8,7 @@ not the time to enqueue kernels.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -41,6 +42,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+@functools.lru_cache(maxsize=1)
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -56,7 +58,7 @@ def device_name(device: torch.device) -> str:
     """The CPU or GPU model behind ``device``."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return _cpu_model()
+    return _cpu_model()  # cached: the profiler asks on every measurement
 
 
 def machine_fingerprint(device: str | torch.device = "cpu") -> dict:
@@ -93,7 +95,7 @@ class LatencyResult:
     device_name: str
     threads: int | None
     batch_size: int
-    input_shape: tuple[int, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
     warmup: int
     torch_version: str = field(default=torch.__version__)
 
@@ -142,7 +144,7 @@ class LatencyResult:
     def summary(self) -> dict:
         """Statistics and context as a flat dict (one row of a results table)."""
         row = {k: v for k, v in asdict(self).items() if k != "times_ms"}
-        row["input_shape"] = "x".join(map(str, self.input_shape))
+        row["input_shapes"] = format_shapes(self.input_shapes)
         row.update(repeats=self.repeats, median_ms=self.median, min_ms=self.min,
                    iqr_ms=self.iqr, trimmed_mean_ms=self.trimmed_mean(),
                    q40_ms=self.quantile(0.4), outliers=len(self.outliers()))
@@ -154,47 +156,63 @@ def _check_positive(name: str, value: int, minimum: int = 1) -> None:
         raise ValueError(f"{name}={value!r}: must be an integer >= {minimum}")
 
 
-def measure_latency(module: nn.Module, input_shape: Sequence[int], *,
+def format_shapes(shapes: Sequence[Sequence[int]]) -> str:
+    """Input shapes as text, e.g. ``1x16x32x32+1x16x32x32`` for a cell's two inputs."""
+    return "+".join("x".join(map(str, shape)) for shape in shapes)
+
+
+def _as_shapes(input_shape: Sequence[int] | Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:
+    nested = len(input_shape) > 0 and isinstance(input_shape[0], (tuple, list, torch.Size))
+    shapes = tuple(tuple(int(s) for s in shape) for shape in (input_shape if nested
+                                                              else [input_shape]))
+    for shape in shapes:
+        if len(shape) < 2 or any(s < 1 for s in shape):
+            raise ValueError(f"input_shape={tuple(input_shape)}: give (batch, channels, ...) "
+                             "with positive sizes, or a list of such shapes for several inputs")
+    if len({shape[0] for shape in shapes}) != 1:
+        raise ValueError(f"input_shape={tuple(input_shape)}: all inputs need the same batch size")
+    return shapes
+
+
+def measure_latency(module: nn.Module, input_shape: Sequence[int] | Sequence[Sequence[int]], *,
                     device: str | torch.device = "cpu", repeats: int = 50, warmup: int = 10,
                     threads: int | None = 1) -> LatencyResult:
-    """Time ``module`` on a random input of ``input_shape`` (batch first); returns ms timings."""
+    """Time ``module`` on random inputs of ``input_shape`` (batch first; a list of shapes for a
+    module with several inputs, such as a cell); returns the timings in milliseconds."""
     _check_positive("repeats", repeats)
     _check_positive("warmup", warmup, minimum=0)
     if threads is not None:
         _check_positive("threads", threads)
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) < 2 or any(s < 1 for s in shape):
-        raise ValueError(f"input_shape={tuple(input_shape)}: give (batch, channels, ...) with "
-                         "positive sizes")
+    shapes = _as_shapes(input_shape)
     resolved = resolve_device(device)
     was_training = module.training
     module = module.to(resolved).eval()
-    x = torch.randn(shape, device=resolved)
+    inputs = [torch.randn(shape, device=resolved) for shape in shapes]
     times: list[float] = []
     try:
         with cpu_threads(threads if resolved.type == "cpu" else None), torch.inference_mode():
             for _ in range(warmup):
-                module(x)
+                module(*inputs)
             for _ in range(repeats):
-                times.append(_time_once(module, x, resolved))
+                times.append(_time_once(module, inputs, resolved))
     finally:
         module.train(was_training)
     return LatencyResult(
         times_ms=tuple(times), device=str(resolved), device_name=device_name(resolved),
-        threads=threads if resolved.type == "cpu" else None, batch_size=shape[0],
-        input_shape=shape, warmup=warmup)
+        threads=threads if resolved.type == "cpu" else None, batch_size=shapes[0][0],
+        input_shapes=shapes, warmup=warmup)
 
 
-def _time_once(module: nn.Module, x: torch.Tensor, device: torch.device) -> float:
+def _time_once(module: nn.Module, inputs: list[torch.Tensor], device: torch.device) -> float:
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        module(x)
+        module(*inputs)
         end.record()
         end.synchronize()
         return float(start.elapsed_time(end))
     start = time.perf_counter()
-    module(x)
+    module(*inputs)
     return (time.perf_counter() - start) * 1e3
 
 

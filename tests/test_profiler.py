@@ -18,7 +18,7 @@ from lenna_core.profiler import (
 
 def _result(times):
     return LatencyResult(times_ms=tuple(times), device="cpu", device_name="test", threads=1,
-                         batch_size=1, input_shape=(1, 3, 8, 8), warmup=0)
+                         batch_size=1, input_shapes=((1, 3, 8, 8),), warmup=0)
 
 
 def test_statistics_of_known_timings():
@@ -35,7 +35,7 @@ def test_statistics_of_known_timings():
 def test_summary_records_the_context():
     row = _result([1.0, 2.0]).summary()
     assert row["trimmed_mean_ms"] == 1.5  # too few timings to trim: all are kept
-    assert row["batch_size"] == 1 and row["input_shape"] == "1x3x8x8"
+    assert row["batch_size"] == 1 and row["input_shapes"] == "1x3x8x8"
     assert row["threads"] == 1 and row["repeats"] == 2 and row["median_ms"] == 1.5
     assert "torch_version" in row and "times_ms" not in row
 
@@ -47,7 +47,7 @@ def test_measure_latency_times_each_repeat_and_restores_the_module():
     r = measure_latency(module, (2, 3, 8, 8), repeats=7, warmup=3, threads=1)
     assert r.repeats == 7 and len(calls) == 10 and all(calls)
     assert all(t > 0 for t in r.times_ms)
-    assert r.batch_size == 2 and r.input_shape == (2, 3, 8, 8) and r.threads == 1
+    assert r.batch_size == 2 and r.input_shapes == ((2, 3, 8, 8),) and r.threads == 1
     assert module.training, "the module's train/eval flag must be restored"
 
 
@@ -60,7 +60,19 @@ def test_threads_are_restored():
 
 def test_time_primitive_uses_the_given_shape():
     r = time_primitive("sep_conv_3x3", 4, 2, 8, batch_size=3, repeats=2, warmup=0)
-    assert r.input_shape == (3, 4, 8, 8) and r.repeats == 2
+    assert r.input_shapes == ((3, 4, 8, 8),) and r.repeats == 2
+
+
+def test_a_module_with_two_inputs_gets_both():
+    class Add(nn.Module):
+        def forward(self, a, b):
+            return a + b.mean()
+
+    r = measure_latency(Add(), [(2, 3, 8, 8), (2, 5, 4, 4)], repeats=2, warmup=0)
+    assert r.input_shapes == ((2, 3, 8, 8), (2, 5, 4, 4)) and r.batch_size == 2
+    assert r.summary()["input_shapes"] == "2x3x8x8+2x5x4x4"
+    with pytest.raises(ValueError, match="same batch size"):
+        measure_latency(Add(), [(2, 3, 8, 8), (1, 5, 4, 4)], repeats=1, warmup=0)
 
 
 @pytest.mark.parametrize("kwargs, match", [
