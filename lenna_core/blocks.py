@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 
 from .cells import FixedCell
+from .operations import make_op
 from .profiler import LatencyResult, measure_latency
 from .search_space import DARTS_SPACE, SearchSpace
-from .single_path import sample_active, single_path_cell
+from .single_path import sample_active, single_path_cell, single_path_edges
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,81 @@ class CellContext:
                                 self.reduction_prev, space)
 
 
+class CellBank(nn.Module):
+    """Every candidate op on every edge of one context, built once (inference mode, affine).
+
+    :meth:`select` assembles a single-path cell from these modules without building anything,
+    so timing many gate resets of one block does not pay the construction cost each time.
+    """
+
+    def __init__(self, context: CellContext, space: SearchSpace = DARTS_SPACE) -> None:
+        super().__init__()
+        self.context, self.space = context, space
+        full = FixedCell([(space.primitives[0], src, dst) for src, dst in space.edges],
+                         space.concat, context.C_prev_prev, context.C_prev, context.C,
+                         context.reduction, context.reduction_prev)
+        self.preprocess = nn.ModuleList([full.preprocess0, full.preprocess1])
+        self.ops = nn.ModuleList(
+            nn.ModuleList(make_op(name, context.C, 2 if context.reduction and src < 2 else 1,
+                                  affine=True) for name in space.primitives)
+            for src, _ in space.edges)
+        self.eval()
+
+    def select(self, active: list[int]) -> FixedCell:
+        """The single-path cell with op ``active[e]`` on edge ``e``, sharing this bank's modules."""
+        reference = single_path_edges(active, self.space)
+        return FixedCell(reference, self.space.concat, self.context.C_prev_prev,
+                         self.context.C_prev, self.context.C, self.context.reduction,
+                         self.context.reduction_prev,
+                         ops=[self.ops[e][k] for e, k in enumerate(active)],
+                         preprocess=(self.preprocess[0], self.preprocess[1])).eval()
+
+
 def time_sampled_cell(context: CellContext, probs: torch.Tensor,
                       space: SearchSpace = DARTS_SPACE, *,
                       generator: torch.Generator | None = None, repeats: int = 10,
                       warmup: int = 2, device: str = "cpu",
-                      threads: int | None = 1) -> tuple[list[int], LatencyResult]:
-    """One binary-gate reset: draw one op per edge from ``probs``, build and time that cell."""
+                      threads: int | None = 1,
+                      bank: CellBank | None = None) -> tuple[list[int], LatencyResult]:
+    """One binary-gate reset: draw one op per edge from ``probs``, build and time that cell.
+
+    With a ``bank`` built for the same context, the cell reuses its modules (much faster).
+    """
     active = sample_active(probs, space, generator)
-    cell = context.build(active, space)
+    if bank is not None and (bank.context != context or bank.space != space):
+        raise ValueError("bank was built for another context or space")
+    cell = context.build(active, space) if bank is None else bank.select(active)
     return active, measure_latency(cell, context.input_shapes, device=device, repeats=repeats,
                                    warmup=warmup, threads=threads)
+
+
+class _ContextProbe(nn.Module):
+    """Stands in for a cell in build_cell_stack, so contexts come from the real bookkeeping."""
+
+    def __init__(self, concat: tuple[int, ...], *channels_and_flags) -> None:
+        super().__init__()
+        self.concat = concat
+        self.C_prev_prev, self.C_prev, self.C, self.reduction, self.reduction_prev = \
+            channels_and_flags
+
+    @property
+    def multiplier(self) -> int:
+        return len(self.concat)
+
+
+def network_cell_contexts(C: int, layers: int, image_size: int, batch_size: int = 1,
+                          space: SearchSpace = DARTS_SPACE,
+                          stem_multiplier: int = 3) -> list[CellContext]:
+    """The context of every cell of a CIFAR-style DARTS network (stem keeps the input size)."""
+    from .cells import build_cell_stack
+
+    C_stem = stem_multiplier * C
+    cells, _, _ = build_cell_stack(layers, C, C_stem, C_stem, False,
+                                   lambda *args: _ContextProbe(space.concat, *args))
+    contexts, spatial = [], image_size
+    for probe in cells:
+        contexts.append(CellContext(probe.reduction, probe.reduction_prev, probe.C_prev_prev,
+                                    probe.C_prev, probe.C, spatial, batch_size))
+        if probe.reduction:
+            spatial //= 2
+    return contexts

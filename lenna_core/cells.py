@@ -31,10 +31,14 @@ class CellBase(nn.Module):
     """The part every cell shares: bring both inputs to ``C`` channels and the same size."""
 
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool,
-                 reduction_prev: bool, affine: bool) -> None:
+                 reduction_prev: bool, affine: bool,
+                 preprocess: tuple[nn.Module, nn.Module] | None = None) -> None:
         super().__init__()
         self.reduction = reduction
         self.reduction_prev = reduction_prev
+        if preprocess is not None:  # shared with another cell (see lenna_core.blocks.CellBank)
+            self.preprocess0, self.preprocess1 = preprocess
+            return
         # After a reduction cell, the cell before it is twice as large: halve it here.
         self.preprocess0 = (FactorizedReduce(C_prev_prev, C, affine=affine) if reduction_prev
                             else ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=affine))
@@ -51,8 +55,10 @@ class FixedCell(CellBase):
 
     def __init__(self, edges: Sequence[CellEdge], concat: Sequence[int], C_prev_prev: int,
                  C_prev: int, C: int, reduction: bool, reduction_prev: bool,
-                 affine: bool = True) -> None:
-        super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, affine)
+                 affine: bool = True, *, ops: Sequence[nn.Module] | None = None,
+                 preprocess: tuple[nn.Module, nn.Module] | None = None) -> None:
+        """``ops`` and ``preprocess`` reuse already built modules instead of building new ones."""
+        super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, affine, preprocess)
         self.edges = tuple((str(op), int(src), int(dst)) for op, src, dst in edges)
         self.concat = tuple(concat)
         self.num_nodes = max(dst for _, _, dst in self.edges) + 1
@@ -62,6 +68,11 @@ class FixedCell(CellBase):
         missing = set(range(2, self.num_nodes)) - {dst for _, _, dst in self.edges}
         if missing:
             raise ValueError(f"nodes {sorted(missing)} have no incoming edge")
+        if ops is not None:
+            if len(ops) != len(self.edges):
+                raise ValueError(f"{len(ops)} ops given for {len(self.edges)} edges")
+            self.ops = nn.ModuleList(ops)
+            return
         # Only edges leaving the two input nodes of a reduction cell stride.
         self.ops = nn.ModuleList(
             make_op(op, C, 2 if reduction and src < 2 else 1, affine) for op, src, _ in self.edges)

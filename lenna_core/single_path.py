@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import torch
 
-from .cells import FixedCell
+from .cells import CellEdge, FixedCell
 from .search_space import DARTS_SPACE, SearchSpace
 
 
 def single_path_cell(active: list[int], C_prev_prev: int, C_prev: int, C: int, reduction: bool,
                      reduction_prev: bool = False, space: SearchSpace = DARTS_SPACE) -> FixedCell:
     """Build the cell that keeps, on every edge of ``space``, the op with index ``active[e]``."""
+    return FixedCell(single_path_edges(active, space), space.concat, C_prev_prev, C_prev, C,
+                     reduction, reduction_prev)
+
+
+def single_path_edges(active: list[int], space: SearchSpace = DARTS_SPACE) -> list[CellEdge]:
+    """The (op, source, target) edges of the single-path cell that keeps op ``active[e]``."""
     if len(active) != space.num_edges:
         raise ValueError(f"active lists {len(active)} ops; the space has {space.num_edges} edges")
     for e, k in enumerate(active):
         if not 0 <= k < space.num_ops:
             raise ValueError(f"active[{e}]={k}: op indices must lie in 0..{space.num_ops - 1}")
-    edges = [(space.primitives[k], src, dst) for k, (src, dst) in zip(active, space.edges)]
-    return FixedCell(edges, space.concat, C_prev_prev, C_prev, C, reduction, reduction_prev)
+    return [(space.primitives[k], src, dst) for k, (src, dst) in zip(active, space.edges)]
 
 
 def sample_active(probs: torch.Tensor, space: SearchSpace = DARTS_SPACE,

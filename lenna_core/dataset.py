@@ -1,0 +1,323 @@
+"""Latency datasets: sampled blocks labelled with their expected latency, written resumably.
+
+Each row is one block: a :class:`~lenna_core.blocks.CellContext` taken from a randomly drawn
+DARTS network, and one draw of architecture probabilities (edges x primitives). That single
+draw is both stored as the row's features and handed to the gate sampler that produces the
+label, so features and label cannot disagree (the defect of the original LENNA data).
+
+Rows are appended to a CSV one complete line at a time (write, flush, fsync). A run that is
+interrupted, even by ``kill -9``, and started again drops a trailing partial line, skips the
+row ids already present, and goes on: no row is lost or duplicated. Settings live in a JSON
+metadata file next to the CSV; resuming with different settings is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+import traceback
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .blocks import CellBank, CellContext, network_cell_contexts
+from .profiler import machine_fingerprint, resolve_device
+from .search_space import DARTS_SPACE, SearchSpace
+
+SCHEMA_VERSION = 1
+ALPHA_KINDS = ("near_uniform", "uniform", "peaked", "onehot")
+CONTEXT_COLUMNS = ("reduction", "reduction_prev", "C_prev_prev", "C_prev", "C", "spatial",
+                   "batch_size")
+LABEL_COLUMNS = ("latency_ms", "label_rel_se", "resets", "forward_passes", "seconds")
+
+
+def probability_columns(space: SearchSpace = DARTS_SPACE) -> list[str]:
+    """Feature column names ``p_<edge>_<op>`` for the probabilities, edge-major."""
+    return [f"p_{e:02d}_{op}" for e in range(space.num_edges) for op in space.primitives]
+
+
+def dataset_columns(space: SearchSpace = DARTS_SPACE) -> list[str]:
+    """All CSV columns, in file order."""
+    return (["row_id", "status", "alpha_kind", *CONTEXT_COLUMNS, *probability_columns(space),
+             *LABEL_COLUMNS, "error"])
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """How blocks are drawn: a random network, then one of its cells, then probabilities."""
+
+    channels: tuple[int, ...] = (4, 8, 12, 16, 24, 32)
+    layers: tuple[int, ...] = (5, 8, 14, 20)
+    image_sizes: tuple[int, ...] = (8, 16, 32)
+    batch_size: int = 1
+    reduction_share: float = 0.4
+    alpha_kinds: dict[str, float] = field(default_factory=lambda: {
+        "near_uniform": 0.2, "uniform": 0.3, "peaked": 0.3, "onehot": 0.2})
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "layers", "image_sizes"):
+            values = tuple(getattr(self, name))
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                 for v in values):
+                raise ValueError(f"{name}={values!r}: must list positive integers")
+            object.__setattr__(self, name, values)
+        if not 0.0 <= self.reduction_share <= 1.0:
+            raise ValueError(f"reduction_share={self.reduction_share}: must lie in [0, 1]")
+        unknown = set(self.alpha_kinds) - set(ALPHA_KINDS)
+        if unknown or not self.alpha_kinds or min(self.alpha_kinds.values()) < 0:
+            raise ValueError(f"alpha_kinds={self.alpha_kinds}: non-negative weights for "
+                             f"kinds among {ALPHA_KINDS}")
+
+
+def sample_probabilities(kind: str, space: SearchSpace, rng: np.random.Generator) -> np.ndarray:
+    """One (edges x ops) probability matrix of the given kind, as float64."""
+    shape = (space.num_edges, space.num_ops)
+    if kind == "near_uniform":  # where a DARTS search starts: alphas ~ small Gaussian noise
+        logits = rng.normal(0.0, 0.3, shape)
+    elif kind == "uniform":  # uniform on each edge's simplex
+        return rng.dirichlet(np.ones(space.num_ops), space.num_edges)
+    elif kind == "peaked":  # sharper, with a random temperature per block
+        logits = rng.normal(0.0, 1.0, shape) / math.exp(rng.uniform(math.log(0.1), 0.0))
+    elif kind == "onehot":  # where a search ends: a discrete cell
+        probs = np.zeros(shape)
+        probs[np.arange(space.num_edges), rng.integers(space.num_ops, size=space.num_edges)] = 1
+        return probs
+    else:
+        raise ValueError(f"kind={kind!r}: allowed kinds are {ALPHA_KINDS}")
+    logits -= logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def sample_block(row_id: int, seed: int, spec: SamplingSpec,
+                 space: SearchSpace = DARTS_SPACE) -> tuple[CellContext, np.ndarray, str]:
+    """The block of row ``row_id``: a function of (seed, row_id) alone, so reruns agree."""
+    rng = np.random.default_rng([seed, row_id])
+    C = int(rng.choice(spec.channels))
+    layers = int(rng.choice(spec.layers))
+    image_size = int(rng.choice(spec.image_sizes))
+    contexts = network_cell_contexts(C, layers, image_size, spec.batch_size, space)
+    want_reduction = rng.random() < spec.reduction_share
+    pool = [c for c in contexts if c.reduction == want_reduction] or contexts
+    context = pool[int(rng.integers(len(pool)))]
+    kinds = list(spec.alpha_kinds)
+    weights = np.array([spec.alpha_kinds[k] for k in kinds], dtype=float)
+    kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+    return context, sample_probabilities(kind, space, rng), kind
+
+
+def gate_seed(seed: int, row_id: int, run_tag: str) -> int:
+    """Seed of the gate sampler for one row and run (independent runs use different tags)."""
+    return int(np.random.SeedSequence([seed, row_id, zlib.crc32(run_tag.encode())])
+               .generate_state(1)[0])
+
+
+Labeler = Callable[[CellContext, torch.Tensor, torch.Generator, CellBank], dict]
+
+
+# ---------------------------------------------------------------------------- file handling
+
+
+def _metadata_path(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def _write_json_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _format_row(values: list) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(values)
+    return out.getvalue()
+
+
+def _repair_tail(path: Path) -> bool:
+    """Drop a trailing partial line left by an interrupted write; True if one was dropped."""
+    size = path.stat().st_size
+    if size == 0:
+        return False
+    with open(path, "rb+") as f:
+        content = f.read()
+        if content.endswith(b"\n"):
+            return False
+        f.truncate(content.rfind(b"\n") + 1)
+        f.flush()
+        os.fsync(f.fileno())
+    return True
+
+
+def read_dataset(path: str | os.PathLike, space: SearchSpace | None = None) -> pd.DataFrame:
+    """Read a dataset CSV, checking its schema version, header and every row."""
+    path = Path(path)
+    meta_path = _metadata_path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; generate it with "
+                                "`python -m lenna_core.dataset --out {path}`")
+    if not meta_path.exists():
+        raise ValueError(f"{path} has no metadata file {meta_path.name}; it was not written by "
+                         "lenna_core.dataset (or the metadata was lost)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{path} has schema version {meta.get('schema_version')}; this version "
+                         f"of lenna_core reads version {SCHEMA_VERSION}. Regenerate the dataset "
+                         "or use the lenna_core version that wrote it.")
+    space = space or SearchSpace(**meta["settings"]["space"])
+    columns = dataset_columns(space)
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != columns:
+        raise ValueError(f"{path}: the header does not match schema version {SCHEMA_VERSION} "
+                         "for this search space")
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(columns):
+            raise ValueError(f"{path}, line {line}: {len(row)} fields instead of {len(columns)}; "
+                             "the row is corrupted. Delete that line (the row will be measured "
+                             "again on the next run) and resume.")
+    frame = pd.DataFrame(rows[1:], columns=columns)
+    numeric = [c for c in columns if c not in ("status", "alpha_kind", "error")]
+    try:
+        # Failed rows have empty labels: those, and only those, become NaN.
+        frame[numeric] = frame[numeric].replace("", np.nan).apply(pd.to_numeric,
+                                                                  errors="raise")
+    except ValueError as err:
+        raise ValueError(f"{path}: a row holds a non-numeric value ({err}); the row is "
+                         "corrupted. Delete that line and resume.") from err
+    frame[["reduction", "reduction_prev"]] = frame[["reduction", "reduction_prev"]].astype(bool)
+    duplicated = frame["row_id"][frame["row_id"].duplicated()]
+    if len(duplicated):
+        raise ValueError(f"{path}: row ids {sorted(duplicated.tolist())[:5]} appear twice")
+    return frame
+
+
+# ---------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Everything that must not change between the sessions that write one dataset."""
+
+    seed: int
+    spec: SamplingSpec
+    space: SearchSpace
+    rule: dict
+    device: str
+    threads: int | None
+    run_tag: str
+
+    def to_dict(self) -> dict:
+        return {"seed": self.seed, "spec": asdict(self.spec), "space": self.space.to_dict(),
+                "rule": self.rule, "device": self.device, "threads": self.threads,
+                "run_tag": self.run_tag}
+
+
+def _start_session(path: Path, settings: GenerationSettings, cpu_core: int | None) -> dict:
+    meta_path = _metadata_path(path)
+    expected = settings.to_dict()
+    fingerprint = machine_fingerprint(settings.device)
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"{path} was written with schema version "
+                             f"{meta.get('schema_version')}, this code writes {SCHEMA_VERSION}: "
+                             "write to a new file instead (--out)")
+        changed = sorted(k for k in expected
+                         if json.dumps(meta["settings"].get(k), sort_keys=True)
+                         != json.dumps(expected[k], sort_keys=True))
+        if changed:
+            raise ValueError(f"{path} was generated with other settings ({', '.join(changed)}); "
+                             "resume with the same settings or write to a new file (--out)")
+        if meta["machine"]["device_name"] != fingerprint["device_name"]:
+            raise ValueError(f"{path} was measured on {meta['machine']['device_name']!r}, this "
+                             f"machine is {fingerprint['device_name']!r}; latencies of two "
+                             "devices must not share a dataset: write to a new file (--out)")
+    else:
+        meta = {"schema_version": SCHEMA_VERSION, "units": {"latency": "ms"},
+                "settings": expected, "machine": fingerprint, "sessions": [],
+                "description": "expected latency of single-path cells under binary gates"}
+    meta["sessions"].append({
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_core": cpu_core, "load_average_before": fingerprint["load_average_1_5_15"]})
+    _write_json_atomically(meta_path, meta)
+    return meta
+
+
+def _finish_session(path: Path, meta: dict, written: int, failed: int) -> None:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    meta["sessions"][-1].update(
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        rows_written=written, rows_failed=failed,
+        load_average_after=[round(x, 2) for x in load])
+    _write_json_atomically(_metadata_path(path), meta)
+
+
+def generate_dataset(path: str | os.PathLike, row_ids: Iterable[int], labeler: Labeler,
+                     rule: dict, *, seed: int = 0, spec: SamplingSpec | None = None,
+                     space: SearchSpace = DARTS_SPACE, device: str = "cpu",
+                     threads: int | None = 1, run_tag: str = "main",
+                     cpu_core: int | None = None, progress: bool = True) -> dict:
+    """Label the blocks ``row_ids`` and append them to ``path``, resuming where it stopped.
+
+    ``labeler(context, probs, generator, bank)`` returns the label columns (see
+    :data:`LABEL_COLUMNS`; ``seconds`` is filled in here); ``rule`` describes it in the
+    metadata. Returns counts of rows written, skipped (already present) and failed.
+    """
+    path = Path(path)
+    spec = spec or SamplingSpec()
+    resolve_device(device)
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads={threads}: must be a positive integer or None")
+    settings = GenerationSettings(seed, spec, space, rule, device, threads, run_tag)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if cpu_core is not None:
+        os.sched_setaffinity(0, {cpu_core})
+    meta = _start_session(path, settings, cpu_core)
+    columns = dataset_columns(space)
+    done: set[int] = set()
+    if path.exists() and path.stat().st_size > 0:
+        if _repair_tail(path):
+            print(f"dropped a partial last line of {path} (an interrupted write)")
+        done = set(read_dataset(path, space)["row_id"].astype(int))
+    else:
+        path.write_text(_format_row(columns))
+    todo = [int(i) for i in row_ids if int(i) not in done]
+    written = failed = 0
+    with open(path, "a", newline="") as out, \
+            tqdm(todo, desc=f"labelling {path.name}", unit="block", disable=not progress) as bar:
+        for row_id in bar:
+            context, probs, kind = sample_block(row_id, seed, spec, space)
+            started = time.perf_counter()
+            record = {"row_id": row_id, "alpha_kind": kind,
+                      **{k: int(v) if isinstance(v, bool) else v  # booleans stored as 0/1
+                         for k, v in context.to_dict().items()}}
+            record.update(zip(probability_columns(space), probs.ravel().tolist()))
+            try:
+                generator = torch.Generator().manual_seed(gate_seed(seed, row_id, run_tag))
+                bank = CellBank(context, space).to(device)
+                # The one draw `probs` is what the gates sample from: no second draw exists.
+                label = labeler(context, torch.from_numpy(probs), generator, bank)
+                record.update(label, status="ok", error="")
+            except (RuntimeError, ValueError, MemoryError) as err:
+                failed += 1
+                reason = "".join(traceback.format_exception_only(err)).strip().splitlines()[0]
+                record.update(status="failed", error=reason[:300])
+            record["seconds"] = round(time.perf_counter() - started, 4)
+            out.write(_format_row([record.get(c, "") for c in columns]))
+            out.flush()
+            os.fsync(out.fileno())
+            written += 1
+    _finish_session(path, meta, written, failed)
+    return {"written": written, "skipped": len(done), "failed": failed}

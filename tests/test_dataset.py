@@ -1,0 +1,224 @@
+"""Dataset generation: one probability draw per row, resumable appends, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lenna_core.blocks import network_cell_contexts
+from lenna_core.dataset import (
+    SCHEMA_VERSION,
+    SamplingSpec,
+    generate_dataset,
+    probability_columns,
+    read_dataset,
+    sample_block,
+    sample_probabilities,
+)
+from lenna_core.search_space import DARTS_SPACE, SearchSpace
+from lenna_core.single_path import sample_active
+
+SMALL = SamplingSpec(channels=(4,), layers=(3,), image_sizes=(8,))
+RULE = {"name": "fake"}
+
+
+def fake_labeler(context, probs, generator, bank):
+    """Deterministic stand-in for timing: a function of the probabilities and the gate draw."""
+    active = sample_active(probs, DARTS_SPACE, generator)
+    return {"latency_ms": float(probs.sum() + sum(active) + context.C), "label_rel_se": 0.0,
+            "resets": 1, "forward_passes": 1}
+
+
+def test_probability_kinds_are_stochastic_rows():
+    rng = np.random.default_rng(0)
+    for kind in ("near_uniform", "uniform", "peaked", "onehot"):
+        p = sample_probabilities(kind, DARTS_SPACE, rng)
+        assert p.shape == (14, 8) and (p >= 0).all()
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert set(np.unique(sample_probabilities("onehot", DARTS_SPACE, rng))) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="kind"):
+        sample_probabilities("sharp", DARTS_SPACE, rng)
+
+
+def test_blocks_are_a_function_of_seed_and_row_id_and_come_from_real_networks():
+    a, b = sample_block(7, 3, SamplingSpec()), sample_block(7, 3, SamplingSpec())
+    assert a[0] == b[0] and a[2] == b[2] and np.array_equal(a[1], b[1])
+    assert not np.array_equal(sample_block(8, 3, SamplingSpec())[1], a[1])
+    spec = SamplingSpec()
+    for row_id in range(30):
+        context, _, _ = sample_block(row_id, 0, spec)
+        networks = [network_cell_contexts(C, L, s, spec.batch_size)
+                    for C in spec.channels for L in spec.layers for s in spec.image_sizes]
+        assert any(context in contexts for contexts in networks)
+
+
+def test_features_are_the_probabilities_the_gates_sampled(tmp_path):
+    seen = {}
+
+    def spy(context, probs, generator, bank):
+        row_id = len(seen)
+        seen[row_id] = probs.clone()
+        return fake_labeler(context, probs, generator, bank)
+
+    path = tmp_path / "d.csv"
+    generate_dataset(path, range(6), spy, RULE, spec=SMALL, progress=False)
+    frame = read_dataset(path)
+    features = frame[probability_columns()].to_numpy()
+    for row_id, probs in seen.items():
+        # Exactly equal, not close: the CSV holds the very draw handed to the gate sampler.
+        assert np.array_equal(features[row_id], probs.numpy().ravel())
+
+
+def test_one_hot_rows_sample_exactly_the_stored_ops(tmp_path):
+    spec = SamplingSpec(channels=(4,), layers=(3,), image_sizes=(8,),
+                        alpha_kinds={"onehot": 1.0})
+    sampled = []
+
+    def spy(context, probs, generator, bank):
+        sampled.append(sample_active(probs, DARTS_SPACE, generator))
+        return fake_labeler(context, probs, generator, bank)
+
+    path = tmp_path / "d.csv"
+    generate_dataset(path, range(4), spy, RULE, spec=spec, progress=False)
+    features = read_dataset(path)[probability_columns()].to_numpy().reshape(4, 14, 8)
+    for row, active in zip(features, sampled):
+        assert row.argmax(axis=1).tolist() == active
+
+
+def test_resume_skips_written_rows_and_matches_an_uninterrupted_run(tmp_path):
+    whole, parts = tmp_path / "whole.csv", tmp_path / "parts.csv"
+    generate_dataset(whole, range(8), fake_labeler, RULE, spec=SMALL, progress=False)
+    first = generate_dataset(parts, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
+    second = generate_dataset(parts, range(8), fake_labeler, RULE, spec=SMALL, progress=False)
+    assert (first["written"], second["written"], second["skipped"]) == (5, 3, 5)
+    a, b = read_dataset(whole), read_dataset(parts)
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+    meta = json.loads((tmp_path / "parts.csv.meta.json").read_text())
+    assert meta["schema_version"] == SCHEMA_VERSION and len(meta["sessions"]) == 2
+    assert meta["sessions"][1]["rows_written"] == 3
+
+
+def test_a_partial_last_line_is_dropped_and_measured_again(tmp_path):
+    path = tmp_path / "d.csv"
+    generate_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
+    with open(path, "a") as f:
+        f.write("3,ok,uniform,False,Fal")  # what a kill in the middle of a write leaves
+    generate_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
+    assert sorted(read_dataset(path)["row_id"]) == [0, 1, 2, 3, 4]
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_dataset import fake_labeler, SMALL, RULE
+    from lenna_core.dataset import generate_dataset
+
+    def slow(*args):
+        time.sleep(0.05)  # only so that the kill lands in the middle of the run
+        return fake_labeler(*args)
+
+    generate_dataset({path!r}, range(40), slow, RULE, spec=SMALL, progress=False)
+""")
+
+
+def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
+    path = tmp_path / "killed.csv"
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), path=str(path))
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count("\n") > 5:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = path.read_text().count("\n") - 1
+    assert 0 < before < 40, "the kill must land mid-run"
+    generate_dataset(path, range(40), fake_labeler, RULE, spec=SMALL, progress=False)
+    frame = read_dataset(path)
+    assert sorted(frame["row_id"]) == list(range(40))
+    reference = tmp_path / "reference.csv"
+    generate_dataset(reference, range(40), fake_labeler, RULE, spec=SMALL, progress=False)
+    pd.testing.assert_frame_equal(frame.drop(columns="seconds"),
+                                  read_dataset(reference).drop(columns="seconds"))
+
+
+def test_a_failing_block_is_recorded_and_the_run_goes_on(tmp_path):
+    def flaky(context, probs, generator, bank):
+        if probs[0, 0] > 0.0 and len(calls) == 1:
+            calls.append(1)
+            raise RuntimeError("out of memory (simulated)")
+        calls.append(1)
+        return fake_labeler(context, probs, generator, bank)
+
+    calls = [0]
+    path = tmp_path / "d.csv"
+    result = generate_dataset(path, range(4), flaky, RULE, spec=SMALL, progress=False)
+    frame = read_dataset(path)
+    assert len(frame) == 4 and result["failed"] == (frame["status"] == "failed").sum()
+    failed = frame[frame["status"] == "failed"]
+    assert all("out of memory" in e for e in failed["error"])
+    assert failed["latency_ms"].isna().all()
+
+
+def test_resuming_with_other_settings_is_refused_and_nothing_is_lost(tmp_path):
+    path = tmp_path / "d.csv"
+    generate_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
+    content = path.read_bytes()
+    with pytest.raises(ValueError, match="other settings.*seed"):
+        generate_dataset(path, range(5), fake_labeler, RULE, seed=1, spec=SMALL, progress=False)
+    assert path.read_bytes() == content
+
+
+def test_schema_version_and_corrupted_rows_are_reported(tmp_path):
+    path = tmp_path / "d.csv"
+    generate_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
+    meta_path = tmp_path / "d.csv.meta.json"
+    meta = json.loads(meta_path.read_text())
+    good = path.read_text()
+    lines = good.splitlines(keepends=True)
+    path.write_text(lines[0] + lines[1][:40] + "\n" + "".join(lines[2:]))
+    with pytest.raises(ValueError, match="line 2.*corrupted"):
+        read_dataset(path)
+    path.write_text(good)
+    meta_path.write_text(json.dumps(meta | {"schema_version": 99}))
+    with pytest.raises(ValueError, match="schema version 99"):
+        read_dataset(path)
+    with pytest.raises(ValueError, match="schema version 99"):
+        generate_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
+    assert path.read_text() == good
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"device": "tpu"}, "device"), ({"threads": 0}, "threads"),
+])
+def test_bad_generation_arguments(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate_dataset(tmp_path / "d.csv", range(2), fake_labeler, RULE, spec=SMALL,
+                         progress=False, **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_cuda_without_a_gpu(tmp_path):
+    with pytest.raises(ValueError, match="no CUDA device"):
+        generate_dataset(tmp_path / "d.csv", range(2), fake_labeler, RULE, spec=SMALL,
+                         device="cuda", progress=False)
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="channels"):
+        SamplingSpec(channels=(0,))
+    with pytest.raises(ValueError, match="alpha_kinds"):
+        SamplingSpec(alpha_kinds={"weird": 1.0})
+    assert SearchSpace(steps=5).num_edges == 20
