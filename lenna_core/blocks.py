@@ -94,6 +94,14 @@ class CellBank(nn.Module):
             for src, _ in space.edges)
         self.eval()
 
+    @torch.inference_mode()
+    def warm_up(self) -> None:
+        """Run every op of every edge once, so no timed reset pays a first call's costs."""
+        device = next(self.parameters()).device
+        inputs = [torch.randn(shape, device=device) for shape in self.context.input_shapes]
+        for k in range(self.space.num_ops):
+            self.select([k] * self.space.num_edges)(*inputs)
+
     def select(self, active: list[int]) -> FixedCell:
         """The single-path cell with op ``active[e]`` on edge ``e``, sharing this bank's modules."""
         reference = single_path_edges(active, self.space)

@@ -1,0 +1,516 @@
+"""When is a latency label good enough? Stopping rules for the binary-gate average.
+
+A block's label is its expected latency under its architecture probabilities: the mean,
+over binary-gate resets, of one statistic of the timings of the sampled single-path cell.
+A *stopping rule* turns each reset's timings into one value and, watching the stream of
+values, says when their mean has settled. The same rule labels a block live
+(:func:`label_block`) and is replayed offline on a recorded long run
+(:func:`record_stream`, :func:`replay`, :func:`compare_rules`), so rules are compared on
+identical measurements.
+
+Two rules:
+
+* :class:`LennaRule`, LENNA's: per reset the 40% quantile of 10 timings; stop once the
+  cumulative average has changed by less than 1% at ten resets in a row.
+* :class:`StandardErrorRule`: per reset the median of a few timings; stop once the standard
+  error of the mean, relative to the mean, is at most a target.
+
+Forward passes, the cost that counts on a GPU, are ``resets * (warmup + timings)`` per label.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .blocks import CellContext, time_sampled_cell
+from .search_space import DARTS_SPACE, SearchSpace
+
+STATISTICS = ("median", "mean", "min")
+RESAMPLING = ("bootstrap", "permutation", "contiguous")
+
+
+def _check_int(name: str, value: int, low: int, high: int | None = None) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, (int, np.integer))
+    if bad or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"{name}={value!r}: must be an integer {allowed}")
+
+
+def _check_fraction(name: str, value: float, *, closed: bool = False) -> None:
+    """0 < value < 1 (or 0 <= value <= 1 when ``closed``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and ((0.0 <= value <= 1.0) if closed else (0.0 < value < 1.0))
+    if not ok:
+        interval = "[0, 1]" if closed else "(0, 1)"
+        raise ValueError(f"{name}={value!r}: must be a number in {interval}")
+
+
+def _as_values(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1:
+        raise ValueError(f"values must be one-dimensional (one value per reset); got {v.shape}")
+    if v.size and (not np.isfinite(v).all() or (v <= 0).any()):
+        raise ValueError("values must be finite, positive latencies (ms)")
+    return v
+
+
+def _as_timings(timings_ms: Sequence[float] | np.ndarray, needed: int) -> np.ndarray:
+    t = np.asarray(timings_ms, dtype=float)
+    if t.ndim not in (1, 2) or t.shape[-1] < needed:
+        raise ValueError(f"timings_ms has shape {t.shape}: need at least {needed} timings per "
+                         "reset (one row per reset)")
+    return t[..., :needed]
+
+
+def relative_standard_error(values: Sequence[float] | np.ndarray) -> float:
+    """Standard error of the mean divided by the mean (``nan`` for fewer than 2 values)."""
+    v = _as_values(values)
+    if v.size < 2:
+        return float("nan")
+    return float(v.std(ddof=1) / math.sqrt(v.size) / v.mean())
+
+
+class _Rule:
+    """What every stopping rule shares; subclasses are frozen dataclasses that define
+    ``timings_per_reset``, ``warmup_per_reset``, ``max_resets``, :meth:`reset_values`
+    and :meth:`_first_stop`."""
+
+    timings_per_reset: int
+    warmup_per_reset: int
+    max_resets: int
+
+    @property
+    def passes_per_reset(self) -> int:
+        """Forward passes one reset costs: untimed warm-up plus timed passes."""
+        return self.warmup_per_reset + self.timings_per_reset
+
+    def reset_values(self, timings_ms: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _first_stop(self, values: np.ndarray) -> int | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def reset_value(self, timings_ms: Sequence[float]) -> float:
+        """The value of one reset (ms) from its timings; extra timings beyond
+        ``timings_per_reset`` are ignored."""
+        t = _as_timings(timings_ms, self.timings_per_reset)
+        if t.ndim != 1:
+            raise ValueError("reset_value takes the timings of one reset; use reset_values")
+        return float(self.reset_values(t[None, :])[0])
+
+    def stopping_point(self, values: Sequence[float] | np.ndarray) -> int | None:
+        """How many of ``values`` (per-reset values, in order) the rule uses before it stops:
+        the first reset at which its criterion holds, or ``max_resets``; ``None`` while it
+        would go on."""
+        v = _as_values(values)
+        first = self._first_stop(v[:self.max_resets])
+        if first is not None:
+            return first
+        return self.max_resets if v.size >= self.max_resets else None
+
+    def converged(self, values: Sequence[float] | np.ndarray) -> bool:
+        """Whether the criterion itself (not the ``max_resets`` cap) stopped the rule."""
+        return self._first_stop(_as_values(values)[:self.max_resets]) is not None
+
+    def should_stop(self, values: Sequence[float] | np.ndarray) -> bool:
+        """Whether the rule stops at (or before) the last of ``values``."""
+        return self.stopping_point(values) is not None
+
+
+@dataclass(frozen=True)
+class LennaRule(_Rule):
+    """LENNA's rule: per reset the ``quantile`` of ``timings_per_reset`` timings; stop when
+    the cumulative average has changed by less than ``tolerance`` (relative) at ``patience``
+    consecutive resets, or after ``max_resets``. A constant stream stops at reset
+    ``patience + 1`` (the first change is measured at the second reset)."""
+
+    quantile: float = 0.4
+    timings_per_reset: int = 10
+    tolerance: float = 0.01
+    patience: int = 10
+    max_resets: int = 1000
+    warmup_per_reset: int = 1
+
+    def __post_init__(self) -> None:
+        _check_fraction("quantile", self.quantile, closed=True)
+        _check_int("timings_per_reset", self.timings_per_reset, 1)
+        _check_fraction("tolerance", self.tolerance)
+        _check_int("patience", self.patience, 1)
+        _check_int("max_resets", self.max_resets, 2)
+        _check_int("warmup_per_reset", self.warmup_per_reset, 0)
+
+    @property
+    def name(self) -> str:
+        """A short label for tables and legends."""
+        return (f"LENNA q{self.quantile:g} of {self.timings_per_reset}, "
+                f"<{self.tolerance:.0%} x{self.patience}")
+
+    def reset_values(self, timings_ms: np.ndarray) -> np.ndarray:
+        """The ``quantile`` of each row's first ``timings_per_reset`` timings (ms)."""
+        t = _as_timings(timings_ms, self.timings_per_reset)
+        return np.quantile(np.atleast_2d(t), self.quantile, axis=1)
+
+    def cumulative_average(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The running mean after each reset (ms)."""
+        v = _as_values(values)
+        return np.cumsum(v) / np.arange(1, v.size + 1)
+
+    def relative_changes(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """``|avg_r - avg_{r-1}| / avg_{r-1}`` for resets r = 2, 3, ... (one fewer than values)."""
+        avg = self.cumulative_average(values)
+        return np.abs(np.diff(avg)) / avg[:-1]
+
+    def _first_stop(self, values: np.ndarray) -> int | None:
+        below = (self.relative_changes(values) < self.tolerance).astype(int)
+        if below.size < self.patience:
+            return None
+        runs = np.convolve(below, np.ones(self.patience, dtype=int), mode="valid")
+        hits = np.flatnonzero(runs == self.patience)
+        # runs[i] covers changes i .. i+patience-1; change j is measured at reset j + 2.
+        return int(hits[0]) + self.patience + 1 if hits.size else None
+
+
+@dataclass(frozen=True)
+class StandardErrorRule(_Rule):
+    """Stop when the relative standard error of the mean of the per-reset values,
+    ``std(ddof=1) / sqrt(n) / mean``, is at most ``target_rel_error`` (from ``min_resets``
+    resets on), or after ``max_resets``. Per reset: the ``statistic`` of
+    ``timings_per_reset`` timings. For roughly normal means the error is below
+    1.645 x target in 90% of labels."""
+
+    target_rel_error: float = 0.02
+    timings_per_reset: int = 3
+    min_resets: int = 8
+    max_resets: int = 1000
+    statistic: str = "median"
+    warmup_per_reset: int = 1
+
+    def __post_init__(self) -> None:
+        _check_fraction("target_rel_error", self.target_rel_error)
+        _check_int("timings_per_reset", self.timings_per_reset, 1)
+        _check_int("min_resets", self.min_resets, 2)
+        _check_int("max_resets", self.max_resets, self.min_resets)
+        _check_int("warmup_per_reset", self.warmup_per_reset, 0)
+        if self.statistic not in STATISTICS:
+            raise ValueError(f"statistic={self.statistic!r}: must be one of {STATISTICS}")
+
+    @property
+    def name(self) -> str:
+        """A short label for tables and legends."""
+        return (f"SE {self.statistic} of {self.timings_per_reset}, "
+                f"<= {self.target_rel_error:.1%}")
+
+    def reset_values(self, timings_ms: np.ndarray) -> np.ndarray:
+        """The ``statistic`` of each row's first ``timings_per_reset`` timings (ms)."""
+        t = np.atleast_2d(_as_timings(timings_ms, self.timings_per_reset))
+        return getattr(np, self.statistic)(t, axis=1)
+
+    def relative_standard_errors(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The relative standard error after each reset (``nan`` after the first)."""
+        v = _as_values(values)
+        n = np.arange(1, v.size + 1)
+        x = v - v[0] if v.size else v  # centred: no cancellation in the sum of squares
+        s1, s2 = np.cumsum(x), np.cumsum(x * x)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = np.clip((s2 - s1 * s1 / n) / (n - 1), 0.0, None)
+            return np.sqrt(var / n) / (s1 / n + (v[0] if v.size else 0.0))
+
+    def _first_stop(self, values: np.ndarray) -> int | None:
+        rse = self.relative_standard_errors(values)
+        ok = np.flatnonzero(rse[self.min_resets - 1:] <= self.target_rel_error)
+        return int(ok[0]) + self.min_resets if ok.size else None
+
+
+Rule = LennaRule | StandardErrorRule
+
+
+# ---------------------------------------------------------------------------- live labels
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """One block labelled by one rule: the label and everything it cost."""
+
+    label_ms: float
+    resets: int
+    forward_passes: int
+    values_ms: tuple[float, ...]
+    active: tuple[tuple[int, ...], ...]
+    timings_ms: tuple[tuple[float, ...], ...]
+    relative_standard_error: float
+    converged: bool
+    seconds: float
+    rule: str
+
+
+def _time_kwargs(bank: object | None) -> dict:
+    # ``bank`` (a lenna_core.blocks.CellBank) reuses built modules; passed only when given.
+    return {} if bank is None else {"bank": bank}
+
+
+def label_block(context: CellContext, probs: torch.Tensor, rule: Rule,
+                space: SearchSpace = DARTS_SPACE, *, generator: torch.Generator | None = None,
+                device: str = "cpu", threads: int | None = 1,
+                bank: object | None = None) -> LabelResult:
+    """Label one block live: reset the gates, time the sampled cell, until ``rule`` stops."""
+    space.check_probabilities(probs)
+    values: list[float] = []
+    actives: list[tuple[int, ...]] = []
+    timings: list[tuple[float, ...]] = []
+    start = time.perf_counter()
+    while True:
+        active, result = time_sampled_cell(
+            context, probs, space, generator=generator, repeats=rule.timings_per_reset,
+            warmup=rule.warmup_per_reset, device=device, threads=threads, **_time_kwargs(bank))
+        actives.append(tuple(active))
+        timings.append(result.times_ms)
+        values.append(rule.reset_value(result.times_ms))
+        if rule.should_stop(values):  # O(resets) per step: negligible next to a forward pass
+            break
+    return LabelResult(
+        label_ms=float(np.mean(values)), resets=len(values),
+        forward_passes=len(values) * rule.passes_per_reset, values_ms=tuple(values),
+        active=tuple(actives), timings_ms=tuple(timings),
+        relative_standard_error=relative_standard_error(values),
+        converged=rule.converged(values), seconds=time.perf_counter() - start, rule=rule.name)
+
+
+# ----------------------------------------------------------------- recorded long runs
+
+
+@dataclass(frozen=True)
+class RecordedStream:
+    """A long run on one block: ``timings_ms[r, i]`` is the i-th timed pass of reset r,
+    after ``warmup`` untimed passes; ``active[r]`` the ops that reset sampled;
+    ``seconds[r]`` its wall time (building the cell included). ``tags`` describe the block
+    (for example the alpha temperature) and become columns in :func:`compare_rules`."""
+
+    context: CellContext
+    timings_ms: np.ndarray
+    active: np.ndarray
+    seconds: np.ndarray
+    warmup: int
+    tags: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def resets(self) -> int:
+        """Number of recorded resets."""
+        return int(self.timings_ms.shape[0])
+
+    @property
+    def block_type(self) -> str:
+        """'reduction' or 'normal'."""
+        return "reduction" if self.context.reduction else "normal"
+
+    def reference_ms(self, rule: Rule | None = None) -> float:
+        """The long-run label: the mean over all resets of ``rule``'s per-reset value, or
+        (no rule) of the median of all timings of each reset."""
+        if rule is None:
+            return float(np.median(self.timings_ms, axis=1).mean())
+        return float(rule.reset_values(self.timings_ms).mean())
+
+    def gate_spread(self) -> float:
+        """Spread across gate samples: CV of the per-reset medians (sd / mean)."""
+        medians = np.median(self.timings_ms, axis=1)
+        return float(medians.std(ddof=1) / medians.mean()) if self.resets > 1 else float("nan")
+
+    def timing_noise(self) -> float:
+        """Noise of repeated timings of one cell: the median over resets of the within-reset
+        CV (sd / mean)."""
+        t = self.timings_ms
+        if t.shape[1] < 2:
+            return float("nan")
+        return float(np.median(t.std(axis=1, ddof=1) / t.mean(axis=1)))
+
+    def distinct_cells(self) -> int:
+        """How many different single-path cells the resets sampled."""
+        return len({tuple(row) for row in self.active.tolist()})
+
+
+def record_stream(context: CellContext, probs: torch.Tensor, resets: int,
+                  timings_per_reset: int, space: SearchSpace = DARTS_SPACE, *,
+                  generator: torch.Generator | None = None, warmup: int = 1,
+                  device: str = "cpu", threads: int | None = 1, bank: object | None = None,
+                  tags: Mapping[str, object] | None = None) -> RecordedStream:
+    """Time ``resets`` gate resets of one block, ``timings_per_reset`` timings each (after
+    ``warmup`` untimed passes): the long run that rules are replayed on."""
+    _check_int("resets", resets, 2)
+    _check_int("timings_per_reset", timings_per_reset, 1)
+    _check_int("warmup", warmup, 0)
+    space.check_probabilities(probs)
+    timings = np.empty((resets, timings_per_reset))
+    active = np.empty((resets, space.num_edges), dtype=int)
+    seconds = np.empty(resets)
+    for r in range(resets):
+        start = time.perf_counter()
+        ops, result = time_sampled_cell(
+            context, probs, space, generator=generator, repeats=timings_per_reset,
+            warmup=warmup, device=device, threads=threads, **_time_kwargs(bank))
+        seconds[r] = time.perf_counter() - start
+        timings[r], active[r] = result.times_ms, ops
+    return RecordedStream(context, timings, active, seconds, warmup, dict(tags or {}))
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """A rule applied to a recorded stream: what it would have spent and estimated.
+    ``stopped_by`` is 'rule', 'max_resets' or 'end of stream' (the order ran out first)."""
+
+    resets: int
+    forward_passes: int
+    estimate_ms: float
+    stopped_by: str
+
+
+def _columns(rule: Rule, recorded_warmup: int, available: int) -> slice:
+    """The recorded timings a rule sees: extra warm-up it wants is taken from the first timed
+    passes, then its ``timings_per_reset`` timings."""
+    _check_int("recorded_warmup", recorded_warmup, 0)
+    if rule.warmup_per_reset < recorded_warmup:
+        raise ValueError(f"the rule warms up {rule.warmup_per_reset} pass(es) per reset; the "
+                         f"stream was recorded after {recorded_warmup}, so it cannot be replayed")
+    skip = rule.warmup_per_reset - recorded_warmup
+    if skip + rule.timings_per_reset > available:
+        raise ValueError(f"the rule needs {skip + rule.timings_per_reset} timings per reset; "
+                         f"the stream recorded {available}")
+    return slice(skip, skip + rule.timings_per_reset)
+
+
+def _replay_values(rule: Rule, values: np.ndarray) -> ReplayResult:
+    stop = rule.stopping_point(values)
+    if stop is None:
+        stop, how = values.size, "end of stream"
+    else:
+        how = "rule" if rule.converged(values[:stop]) else "max_resets"
+    return ReplayResult(resets=stop, forward_passes=stop * rule.passes_per_reset,
+                        estimate_ms=float(values[:stop].mean()), stopped_by=how)
+
+
+def replay(rule: Rule, timings_ms: np.ndarray, order: Sequence[int] | np.ndarray | None = None,
+           *, recorded_warmup: int = 1) -> ReplayResult:
+    """Apply ``rule`` offline to recorded timings (resets x timings), visiting the resets in
+    ``order`` (row indices, repeats allowed; default: as recorded). The rule sees only the
+    first timings of each reset that it would have taken live."""
+    t = np.asarray(timings_ms, dtype=float)
+    if t.ndim != 2 or t.shape[0] < 1:
+        raise ValueError(f"timings_ms has shape {t.shape}: need (resets, timings per reset)")
+    values = rule.reset_values(t[:, _columns(rule, recorded_warmup, t.shape[1])])
+    if order is not None:
+        order = np.asarray(order, dtype=int)
+        if order.ndim != 1 or order.size < 1 or order.min() < 0 or order.max() >= t.shape[0]:
+            raise ValueError(f"order must list row indices in 0..{t.shape[0] - 1}")
+        values = values[order]
+    return _replay_values(rule, values)
+
+
+def _rule_names(rules: Mapping[str, Rule] | Sequence[Rule]) -> dict[str, Rule]:
+    named = dict(rules) if isinstance(rules, Mapping) else {r.name: r for r in rules}
+    if not named or (not isinstance(rules, Mapping) and len(named) != len(rules)):
+        raise ValueError("rules must be a non-empty mapping or a sequence with distinct names")
+    return named
+
+
+def compare_rules(streams: Sequence[RecordedStream], rules: Mapping[str, Rule] | Sequence[Rule],
+                  replicates: int = 200, seed: int = 0, *, resample: str = "bootstrap",
+                  per_replicate: bool = False) -> pd.DataFrame:
+    """Replay every rule on every stream ``replicates`` times and measure its label error.
+
+    Replicates visit the recorded resets in random orders: ``"bootstrap"`` draws them with
+    replacement (the recorded resets stand for the block's gate distribution, so a rule may
+    use more resets than were recorded), ``"permutation"`` shuffles them, ``"contiguous"``
+    reads them in recorded order from a random start (wrapping around), so a rule meets the
+    machine's slow speed changes as it would live. With the last two a rule stops at the end
+    of the stream at the latest. The error of an estimate is relative, against
+    the stream's long-run mean of the rule's own per-reset value (``err``) and of the
+    median of all timings per reset (``err_common``, which adds the statistic's bias).
+
+    Returns one row per stream and rule (``per_replicate`` gives one per replicate).
+    """
+    _check_int("replicates", replicates, 1)
+    if resample not in RESAMPLING:
+        raise ValueError(f"resample={resample!r}: must be one of {RESAMPLING}")
+    if not streams:
+        raise ValueError("streams must list at least one RecordedStream")
+    named = _rule_names(rules)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b, stream in enumerate(streams):
+        common = stream.reference_ms()
+        for name, rule in named.items():
+            values = rule.reset_values(
+                stream.timings_ms[:, _columns(rule, stream.warmup, stream.timings_ms.shape[1])])
+            own = float(values.mean())
+            length = rule.max_resets if resample == "bootstrap" else stream.resets
+            for i in range(replicates):
+                if resample == "bootstrap":
+                    order = rng.integers(0, stream.resets, size=length)
+                elif resample == "permutation":
+                    order = rng.permutation(stream.resets)
+                else:
+                    order = (rng.integers(stream.resets) + np.arange(length)) % stream.resets
+                result = _replay_values(rule, values[order])
+                rows.append({
+                    "block": b, "block_type": stream.block_type, **stream.tags, "rule": name,
+                    "replicate": i, "resets": result.resets,
+                    "forward_passes": result.forward_passes, "estimate_ms": result.estimate_ms,
+                    "err": abs(result.estimate_ms - own) / own,
+                    "err_common": abs(result.estimate_ms - common) / common,
+                    "stopped_by_rule": result.stopped_by == "rule"})
+    raw = pd.DataFrame(rows)
+    return raw if per_replicate else summarise(raw)
+
+
+def summarise(raw: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per-replicate rows of :func:`compare_rules` reduced to one row per group (default:
+    per block and rule): mean passes and resets, mean and 90th-percentile errors."""
+    if by is None:
+        by = [c for c in raw.columns if c not in
+              ("replicate", "resets", "forward_passes", "estimate_ms", "err", "err_common",
+               "stopped_by_rule")]
+    grouped = raw.groupby(list(by), sort=False)
+    return grouped.agg(
+        passes_mean=("forward_passes", "mean"), passes_p90=("forward_passes",
+                                                            lambda x: x.quantile(0.9)),
+        resets_mean=("resets", "mean"), err_mean=("err", "mean"),
+        err_p90=("err", lambda x: x.quantile(0.9)), err_common_mean=("err_common", "mean"),
+        err_common_p90=("err_common", lambda x: x.quantile(0.9)),
+        stopped_by_rule=("stopped_by_rule", "mean")).reset_index()
+
+
+# ---------------------------------------------------------------- alphas to test on
+
+
+def probabilities_with_temperature(space: SearchSpace, temperature: float,
+                                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Edge probabilities from near-uniform to one-hot: ``softmax(z / temperature)`` per edge
+    with ``z ~ N(0, 1)``; ``temperature=0`` gives the exact one-hot at each row's largest
+    ``z``, ``math.inf`` the exact uniform."""
+    ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+    if not ok or math.isnan(temperature) or temperature < 0:
+        raise ValueError(f"temperature={temperature!r}: must be a number >= 0 (0: one-hot, "
+                         "inf: uniform)")
+    logits = torch.randn(space.num_edges, space.num_ops, generator=generator,
+                         dtype=torch.float64)
+    if temperature == 0:
+        probs = torch.nn.functional.one_hot(logits.argmax(dim=1), space.num_ops)
+    elif math.isinf(temperature):
+        probs = torch.ones_like(logits) / space.num_ops
+    else:
+        probs = torch.softmax(logits / temperature, dim=1)
+    return probs.float()
+
+
+def mean_entropy(probs: torch.Tensor) -> float:
+    """Mean entropy of the rows of ``probs``, normalised: 1 for uniform, 0 for one-hot."""
+    if probs.dim() != 2 or probs.size(1) < 2:
+        raise ValueError(f"probs has shape {tuple(probs.shape)}: need (edges, ops >= 2)")
+    p = probs.detach().double().clamp_min(0)
+    h = -(torch.where(p > 0, p * p.log(), torch.zeros_like(p))).sum(dim=1)
+    return float(h.mean() / math.log(probs.size(1)))
