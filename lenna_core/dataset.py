@@ -20,6 +20,7 @@ import math
 import os
 import time
 import traceback
+import warnings
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -177,8 +178,13 @@ def read_dataset(path: str | os.PathLike, space: SearchSpace | None = None) -> p
                          "or use the lenna_core version that wrote it.")
     space = space or SearchSpace(**meta["settings"]["space"])
     columns = dataset_columns(space)
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        # A write in progress or an interrupted one: that row is not complete yet.
+        warnings.warn(f"{path}: ignoring a partial last line (a run is writing or was killed)",
+                      stacklevel=2)
+        text = text[:text.rfind("\n") + 1]
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or rows[0] != columns:
         raise ValueError(f"{path}: the header does not match schema version {SCHEMA_VERSION} "
                          "for this search space")
@@ -321,3 +327,30 @@ def generate_dataset(path: str | os.PathLike, row_ids: Iterable[int], labeler: L
             written += 1
     _finish_session(path, meta, written, failed)
     return {"written": written, "skipped": len(done), "failed": failed}
+
+
+# ---------------------------------------------------------------------------- reading back
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The metadata written next to a dataset CSV (settings, machine, sessions)."""
+    meta_path = _metadata_path(Path(path))
+    if not meta_path.exists():
+        raise FileNotFoundError(f"no metadata file {meta_path}")
+    return json.loads(meta_path.read_text())
+
+
+def paired_labels(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """Rows labelled successfully in both datasets, with both labels side by side."""
+    ok = ["row_id", "latency_ms"]
+    a = first.loc[first["status"] == "ok", ok + ["reduction", "alpha_kind"]]
+    b = second.loc[second["status"] == "ok", ok]
+    return a.merge(b, on="row_id", suffixes=("_first", "_second"))
+
+
+def describe_dataset(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows and latency (ms) by cell type and kind of probabilities."""
+    ok = frame[frame["status"] == "ok"].assign(
+        cell=lambda d: np.where(d["reduction"], "reduction", "normal"))
+    return (ok.groupby(["cell", "alpha_kind"])["latency_ms"]
+            .agg(rows="size", median_ms="median", min_ms="min", max_ms="max").round(3))

@@ -1,0 +1,44 @@
+"""Accuracy of latency predictions, and the noise floor that bounds it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def _as_arrays(y_true: Sequence[float], y_pred: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    t, p = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    if t.shape != p.shape or t.ndim != 1 or t.size < 2:
+        raise ValueError(f"y_true {t.shape} and y_pred {p.shape} must be 1-d, of equal length "
+                         ">= 2")
+    if not (np.isfinite(t).all() and np.isfinite(p).all()):
+        raise ValueError("latencies must be finite (drop failed rows first)")
+    if (t <= 0).any():
+        raise ValueError("y_true must be positive: relative errors need a positive latency")
+    return t, p
+
+
+def latency_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+    """RMSE (ms), MAPE (%), share within +/-5% and +/-10% (%), Kendall tau and Spearman rho."""
+    t, p = _as_arrays(y_true, y_pred)
+    relative = np.abs(p - t) / t
+    return {
+        "n": int(t.size),
+        "rmse_ms": float(np.sqrt(np.mean((p - t) ** 2))),
+        "mape_pct": float(100 * relative.mean()),
+        "within_5_pct": float(100 * (relative <= 0.05).mean()),
+        "within_10_pct": float(100 * (relative <= 0.10).mean()),
+        "kendall_tau": float(stats.kendalltau(t, p).statistic),
+        "spearman": float(stats.spearmanr(t, p).statistic),
+    }
+
+
+def noise_floor(first: Sequence[float], second: Sequence[float]) -> dict[str, float]:
+    """The same metrics between two independent measurements of the same blocks.
+
+    No predictor can agree with a measurement better than a second measurement does, so these
+    figures bound what a latency model can reach on this data.
+    """
+    return latency_metrics(first, second)

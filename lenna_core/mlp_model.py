@@ -1,0 +1,247 @@
+"""LENNA's latency predictor: an MLP on the encoded block, with a differentiable twin.
+
+:class:`MLPLatency` follows the scikit-learn estimator contract on dataset frames. Features
+are standardised and the target is log(ms), standardised, both inside the model; training
+stops early on a seeded validation split. :meth:`MLPLatency.as_module` returns a frozen
+``nn.Module`` with all scaling folded in that maps architecture probabilities (and the fixed
+block contexts) to milliseconds, differentiably, for the search loss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .blocks import CellContext
+from .encoder import BlockEncoder, context_vector, edge_macs, encode, feature_names
+from .profiler import machine_fingerprint
+from .search_space import DARTS_SPACE, SearchSpace
+
+FORMAT_VERSION = 1
+
+
+def _network(n_in: int, hidden: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, width), nn.ReLU()]
+        n_in = width
+    layers.append(nn.Linear(n_in, 1))
+    return nn.Sequential(*layers)
+
+
+class LatencyModule(nn.Module):
+    """Frozen MLP with its scaling folded in: block features -> latency in ms."""
+
+    def __init__(self, net: nn.Sequential, x_mean: torch.Tensor, x_scale: torch.Tensor,
+                 y_mean: float, y_scale: float, space: SearchSpace) -> None:
+        super().__init__()
+        self.net, self.space = net, space
+        self.register_buffer("x_mean", x_mean)
+        self.register_buffer("x_scale", x_scale)
+        self.y_mean, self.y_scale = y_mean, y_scale
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def forward_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Latency (ms) of each row of already encoded features (N, n_features)."""
+        if features.dim() != 2 or features.size(1) != self.x_mean.numel():
+            raise ValueError(f"features of shape {tuple(features.shape)}: this model takes "
+                             f"(N, {self.x_mean.numel()}) (see lenna_core.encoder)")
+        z = self.net((features - self.x_mean) / self.x_scale).squeeze(1)
+        return torch.exp(z * self.y_scale + self.y_mean)
+
+    def forward(self, context_features: torch.Tensor, probs: torch.Tensor,
+                macs: torch.Tensor) -> torch.Tensor:
+        """Latency (ms) of N blocks from their contexts and probabilities (N, edges, ops)."""
+        shape = (self.space.num_edges, self.space.num_ops)
+        if probs.dim() != 3 or tuple(probs.shape[1:]) != shape:
+            raise ValueError(f"probs of shape {tuple(probs.shape)}: expected (N, {shape[0]}, "
+                             f"{shape[1]}) for this model's search space")
+        return self.forward_features(encode(context_features, probs, macs))
+
+
+class BlocksLatency(nn.Module):
+    """Predicted latency (ms) of fixed blocks, as a function of their probabilities only."""
+
+    def __init__(self, model: LatencyModule, contexts: Sequence[CellContext]) -> None:
+        super().__init__()
+        self.model, self.contexts = model, list(contexts)
+        dtype = model.x_mean.dtype
+        self.register_buffer("context_features", torch.tensor(
+            np.stack([context_vector(c) for c in contexts]), dtype=dtype))
+        self.register_buffer("macs", torch.tensor(
+            np.stack([edge_macs(c, model.space) for c in contexts]), dtype=dtype))
+
+    def forward(self, probs: torch.Tensor) -> torch.Tensor:
+        """``probs`` (blocks, edges, ops) -> latency of each block (ms)."""
+        if probs.dim() != 3 or probs.size(0) != len(self.contexts):
+            raise ValueError(f"probs of shape {tuple(probs.shape)}: expected one (edges x ops) "
+                             f"matrix for each of the {len(self.contexts)} blocks")
+        return self.model(self.context_features, probs.to(self.macs.dtype), self.macs)
+
+
+class MLPLatency(RegressorMixin, BaseEstimator):
+    """MLP latency predictor on dataset frames (scikit-learn contract)."""
+
+    def __init__(self, hidden: tuple[int, ...] = (256, 128), learning_rate: float = 2e-3,
+                 weight_decay: float = 1e-5, max_epochs: int = 600, batch_size: int = 128,
+                 patience: int = 60, validation_fraction: float = 0.15,
+                 random_state: int = 0, space: SearchSpace = DARTS_SPACE) -> None:
+        self.hidden = hidden
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.space = space
+
+    def _check_params(self) -> None:
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction={self.validation_fraction}: must lie in (0, 1)")
+        for name in ("max_epochs", "batch_size", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be a positive integer")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden={self.hidden}: must list positive layer widths")
+
+    def fit(self, X: pd.DataFrame, y: Sequence[float]) -> MLPLatency:
+        """Train on frame ``X`` and latencies ``y`` (ms), stopping early on a validation split."""
+        self._check_params()
+        y = np.asarray(y, dtype=float)
+        if y.ndim != 1 or len(y) != len(X) or not np.isfinite(y).all() or (y <= 0).any():
+            raise ValueError("y must hold one positive, finite latency (ms) per row of X")
+        self.encoder_ = BlockEncoder(self.space).fit(X)
+        features = self.encoder_.transform(X)
+        rng = np.random.default_rng(self.random_state)
+        order = rng.permutation(len(y))
+        n_val = max(1, int(round(self.validation_fraction * len(y))))
+        val, train = order[:n_val], order[n_val:]
+        x_mean = features[train].mean(axis=0)
+        x_scale = features[train].std(axis=0)
+        x_scale[x_scale < 1e-8] = 1.0  # constant features (e.g. the batch size) pass through
+        log_y = np.log(y)
+        self.y_mean_, self.y_scale_ = float(log_y[train].mean()), float(log_y[train].std())
+        xs = torch.tensor((features - x_mean) / x_scale, dtype=torch.float32)
+        ys = torch.tensor((log_y - self.y_mean_) / self.y_scale_, dtype=torch.float32)
+        generator = torch.Generator().manual_seed(self.random_state)
+        torch.manual_seed(self.random_state)  # the initial weights
+        net = _network(features.shape[1], self.hidden)
+        optimiser = torch.optim.AdamW(net.parameters(), lr=self.learning_rate,
+                                      weight_decay=self.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5,
+                                                               patience=self.patience // 3)
+        best, best_state, since_best = float("inf"), None, 0
+        self.history_: list[dict] = []
+        train_idx = torch.tensor(train)
+        for epoch in range(self.max_epochs):
+            net.train()
+            perm = train_idx[torch.randperm(len(train_idx), generator=generator)]
+            for start in range(0, len(perm), self.batch_size):
+                batch = perm[start:start + self.batch_size]
+                loss = nn.functional.mse_loss(net(xs[batch]).squeeze(1), ys[batch])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+            net.eval()
+            with torch.no_grad():
+                val_loss = nn.functional.mse_loss(net(xs[val]).squeeze(1), ys[val]).item()
+            scheduler.step(val_loss)
+            self.history_.append({"epoch": epoch, "train_loss": loss.item(),
+                                  "val_loss": val_loss})
+            if val_loss < best - 1e-6:
+                best, since_best = val_loss, 0
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            else:
+                since_best += 1
+                if since_best >= self.patience:
+                    break
+        net.load_state_dict(best_state)
+        self.n_epochs_ = len(self.history_)
+        self.best_val_loss_ = best
+        self.module_ = LatencyModule(net, torch.tensor(x_mean, dtype=torch.float32),
+                                     torch.tensor(x_scale, dtype=torch.float32),
+                                     self.y_mean_, self.y_scale_, self.space)
+        self.n_features_in_ = features.shape[1]
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Latency (ms) of every row of the dataset frame ``X``."""
+        check_is_fitted(self, "module_")
+        return self.predict_features(self.encoder_.transform(X))
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """Latency (ms) of already encoded feature rows (n_rows, n_features)."""
+        check_is_fitted(self, "module_")
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[1] != self.n_features_in_:
+            raise ValueError(f"feature vectors of length {features.shape[-1]}: this model was "
+                             f"trained on {self.n_features_in_} features "
+                             f"(lenna_core.encoder layout)")
+        with torch.no_grad():
+            return self.module_.forward_features(torch.from_numpy(features)).double().numpy()
+
+    def as_module(self, contexts: Sequence[CellContext] | None = None) -> nn.Module:
+        """The frozen differentiable model; with ``contexts``, a function of probabilities only."""
+        check_is_fitted(self, "module_")
+        return self.module_ if contexts is None else BlocksLatency(self.module_, contexts)
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``<path>.pt`` (state_dict) and ``<path>.json`` (everything needed to check it)."""
+        check_is_fitted(self, "module_")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.module_.net.state_dict(), path.with_suffix(".pt"))
+        from . import __version__
+        meta = {
+            "format_version": FORMAT_VERSION, "package_version": __version__,
+            "units": {"latency": "ms", "target": "log(ms), standardised"},
+            "space": self.space.to_dict(), "feature_names": feature_names(self.space),
+            "params": {k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in self.get_params().items() if k != "space"},
+            "x_mean": self.module_.x_mean.tolist(), "x_scale": self.module_.x_scale.tolist(),
+            "y_mean": self.y_mean_, "y_scale": self.y_scale_, "n_epochs": self.n_epochs_,
+            "device": machine_fingerprint("cpu"),
+        }
+        path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, space: SearchSpace = DARTS_SPACE) -> MLPLatency:
+        """Read a model written by :meth:`save`, checking it fits ``space``'s feature layout."""
+        path = Path(path)
+        meta = json.loads(path.with_suffix(".json").read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: format version {meta.get('format_version')}, this code "
+                             f"reads {FORMAT_VERSION}; retrain the model (chapter 4)")
+        if meta["feature_names"] != feature_names(space):
+            raise ValueError(f"{path} was trained on another feature layout (search space "
+                             f"{meta['space']}); it cannot score {space.to_dict()}: retrain it "
+                             "on a dataset of this space")
+        params = dict(meta["params"], hidden=tuple(meta["params"]["hidden"]), space=space)
+        model = cls(**params)
+        net = _network(len(meta["feature_names"]), model.hidden)
+        net.load_state_dict(torch.load(path.with_suffix(".pt"), weights_only=True))
+        model.y_mean_, model.y_scale_ = meta["y_mean"], meta["y_scale"]
+        model.module_ = LatencyModule(net, torch.tensor(meta["x_mean"]),
+                                      torch.tensor(meta["x_scale"]), model.y_mean_,
+                                      model.y_scale_, space)
+        model.encoder_ = BlockEncoder(space)
+        model.encoder_.feature_names_out_ = np.array(meta["feature_names"], dtype=object)
+        model.encoder_.n_features_out_ = len(meta["feature_names"])
+        model.n_features_in_ = len(meta["feature_names"])
+        model.n_epochs_ = meta["n_epochs"]
+        model.device_ = meta["device"]
+        return model
