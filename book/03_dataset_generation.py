@@ -174,6 +174,23 @@ ax.set(xscale="log", yscale="log", xlim=lims, ylim=lims, xlabel="first run (ms)"
 fig.savefig(figures / "03_noise_floor.png")
 plt.show()
 
+# %% [markdown]
+# ### Why two labellings can disagree this much
+#
+# The label's own standard error is at most 4% by construction, so a larger disagreement
+# between the two runs means the timing conditions themselves drift between runs. The cell
+# below times one fixed single-path cell in consecutive windows of 50 passes: on a machine
+# whose other core is busy, the window medians move far more than the within-window spread
+# suggests, while a low quantile moves less. Timing labels need a machine with nothing else
+# running on it, and a statistic that resists such phases.
+
+# %% tags=["nbval-ignore-output"]
+drift = ds.timing_drift(data.iloc[0], space=None, windows=6, passes=50)
+drift
+
+# %%
+print("windows:", len(drift), "| columns:", list(drift.columns))
+
 # %% tags=["nbval-ignore-output"]
 print(f"{len(ok)} blocks labelled on {machine['device_name']} in "
       f"{data['seconds'].sum() / 60:.0f} min ({data['resets'].median():.0f} gate resets per "

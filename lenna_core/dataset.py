@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .blocks import CellBank, CellContext, network_cell_contexts
 from .profiler import machine_fingerprint, resolve_device
@@ -203,6 +203,7 @@ def read_dataset(path: str | os.PathLike, space: SearchSpace | None = None) -> p
         raise ValueError(f"{path}: a row holds a non-numeric value ({err}); the row is "
                          "corrupted. Delete that line and resume.") from err
     frame[["reduction", "reduction_prev"]] = frame[["reduction", "reduction_prev"]].astype(bool)
+    frame = frame.copy()  # one consolidated block instead of 130 column insertions
     duplicated = frame["row_id"][frame["row_id"].duplicated()]
     if len(duplicated):
         raise ValueError(f"{path}: row ids {sorted(duplicated.tolist())[:5]} appear twice")
@@ -354,3 +355,27 @@ def describe_dataset(frame: pd.DataFrame) -> pd.DataFrame:
         cell=lambda d: np.where(d["reduction"], "reduction", "normal"))
     return (ok.groupby(["cell", "alpha_kind"])["latency_ms"]
             .agg(rows="size", median_ms="median", min_ms="min", max_ms="max").round(3))
+
+
+def timing_drift(row: pd.Series, space: SearchSpace | None = None, *, windows: int = 6,
+                 passes: int = 50, threads: int | None = 1) -> pd.DataFrame:
+    """Time the most likely single-path cell of a dataset row in consecutive windows.
+
+    Returns, per window of ``passes`` timings, the median and the 10% quantile (ms): how much
+    the timing conditions drift over a few seconds on this machine.
+    """
+    from .encoder import contexts_from_frame
+    from .profiler import measure_latency
+
+    space = space or DARTS_SPACE
+    context = contexts_from_frame(row.to_frame().T)[0]
+    probs = row[probability_columns(space)].to_numpy(dtype=float).reshape(
+        space.num_edges, space.num_ops)
+    bank = CellBank(context, space)
+    bank.warm_up()
+    cell = bank.select(probs.argmax(axis=1).tolist())
+    result = measure_latency(cell, context.input_shapes, repeats=windows * passes, warmup=5,
+                             threads=threads)
+    times = np.array(result.times_ms).reshape(windows, passes)
+    return pd.DataFrame({"window": range(windows), "median_ms": np.median(times, axis=1),
+                         "p10_ms": np.quantile(times, 0.1, axis=1)}).round(3)
