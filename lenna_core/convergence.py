@@ -80,7 +80,7 @@ def relative_standard_error(values: Sequence[float] | np.ndarray) -> float:
 class _Rule:
     """What every stopping rule shares; subclasses are frozen dataclasses that define
     ``timings_per_reset``, ``warmup_per_reset``, ``max_resets``, :meth:`reset_values`
-    and :meth:`_first_stop`."""
+    and :meth:`_first_stops`."""
 
     timings_per_reset: int
     warmup_per_reset: int
@@ -94,8 +94,14 @@ class _Rule:
     def reset_values(self, timings_ms: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def _first_stop(self, values: np.ndarray) -> int | None:  # pragma: no cover
+    def _first_stops(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """For each row of ``values`` (replays x resets), the first reset (1-based) at which
+        the criterion holds; 0 where it never does."""
         raise NotImplementedError
+
+    def _first_stop(self, values: np.ndarray) -> int | None:
+        first = int(self._first_stops(values[None, :])[0]) if values.size else 0
+        return first or None
 
     def reset_value(self, timings_ms: Sequence[float]) -> float:
         """The value of one reset (ms) from its timings; extra timings beyond
@@ -167,14 +173,16 @@ class LennaRule(_Rule):
         avg = self.cumulative_average(values)
         return np.abs(np.diff(avg)) / avg[:-1]
 
-    def _first_stop(self, values: np.ndarray) -> int | None:
-        below = (self.relative_changes(values) < self.tolerance).astype(int)
-        if below.size < self.patience:
-            return None
-        runs = np.convolve(below, np.ones(self.patience, dtype=int), mode="valid")
-        hits = np.flatnonzero(runs == self.patience)
-        # runs[i] covers changes i .. i+patience-1; change j is measured at reset j + 2.
-        return int(hits[0]) + self.patience + 1 if hits.size else None
+    def _first_stops(self, values: np.ndarray) -> np.ndarray:
+        m, n = values.shape
+        if n - 1 < self.patience:
+            return np.zeros(m, dtype=int)
+        avg = np.cumsum(values, axis=1) / np.arange(1, n + 1)
+        below = np.abs(np.diff(avg, axis=1)) < self.tolerance * avg[:, :-1]
+        counts = np.concatenate([np.zeros((m, 1), dtype=int), np.cumsum(below, axis=1)], axis=1)
+        # runs[:, i] counts small changes i .. i+patience-1; change j is measured at reset j + 2.
+        hits = (counts[:, self.patience:] - counts[:, :-self.patience]) == self.patience
+        return np.where(hits.any(axis=1), hits.argmax(axis=1) + self.patience + 1, 0)
 
 
 @dataclass(frozen=True)
@@ -204,8 +212,8 @@ class StandardErrorRule(_Rule):
     @property
     def name(self) -> str:
         """A short label for tables and legends."""
-        return (f"SE {self.statistic} of {self.timings_per_reset}, "
-                f"<= {self.target_rel_error:.1%}")
+        return (f"SE {self.statistic} of {self.timings_per_reset} (+{self.warmup_per_reset} "
+                f"warm-up, >= {self.min_resets} resets) <= {self.target_rel_error:.1%}")
 
     def reset_values(self, timings_ms: np.ndarray) -> np.ndarray:
         """The ``statistic`` of each row's first ``timings_per_reset`` timings (ms)."""
@@ -215,17 +223,23 @@ class StandardErrorRule(_Rule):
     def relative_standard_errors(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         """The relative standard error after each reset (``nan`` after the first)."""
         v = _as_values(values)
-        n = np.arange(1, v.size + 1)
-        x = v - v[0] if v.size else v  # centred: no cancellation in the sum of squares
-        s1, s2 = np.cumsum(x), np.cumsum(x * x)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = np.clip((s2 - s1 * s1 / n) / (n - 1), 0.0, None)
-            return np.sqrt(var / n) / (s1 / n + (v[0] if v.size else 0.0))
+        return _running_rse(v[None, :])[0] if v.size else v
 
-    def _first_stop(self, values: np.ndarray) -> int | None:
-        rse = self.relative_standard_errors(values)
-        ok = np.flatnonzero(rse[self.min_resets - 1:] <= self.target_rel_error)
-        return int(ok[0]) + self.min_resets if ok.size else None
+    def _first_stops(self, values: np.ndarray) -> np.ndarray:
+        if values.shape[1] < self.min_resets:
+            return np.zeros(values.shape[0], dtype=int)
+        ok = _running_rse(values)[:, self.min_resets - 1:] <= self.target_rel_error
+        return np.where(ok.any(axis=1), ok.argmax(axis=1) + self.min_resets, 0)
+
+
+def _running_rse(values: np.ndarray) -> np.ndarray:
+    """Relative standard error of the mean of each row's first 1, 2, ... values."""
+    n = np.arange(1, values.shape[1] + 1)
+    x = values - values[:, :1]  # centred: no cancellation in the sum of squares
+    s1, s2 = np.cumsum(x, axis=1), np.cumsum(x * x, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.clip((s2 - s1 * s1 / n) / (n - 1), 0.0, None)
+        return np.sqrt(var / n) / (s1 / n + values[:, :1])
 
 
 Rule = LennaRule | StandardErrorRule
@@ -259,7 +273,10 @@ def label_block(context: CellContext, probs: torch.Tensor, rule: Rule,
                 space: SearchSpace = DARTS_SPACE, *, generator: torch.Generator | None = None,
                 device: str = "cpu", threads: int | None = 1,
                 bank: object | None = None) -> LabelResult:
-    """Label one block live: reset the gates, time the sampled cell, until ``rule`` stops."""
+    """Label one block live: reset the gates, time the sampled cell, until ``rule`` stops.
+
+    With a ``bank`` (a :class:`lenna_core.blocks.CellBank` for ``context``) the sampled cells
+    reuse its modules instead of being built at every reset."""
     space.check_probabilities(probs)
     values: list[float] = []
     actives: list[tuple[int, ...]] = []
@@ -290,7 +307,12 @@ class RecordedStream:
     """A long run on one block: ``timings_ms[r, i]`` is the i-th timed pass of reset r,
     after ``warmup`` untimed passes; ``active[r]`` the ops that reset sampled;
     ``seconds[r]`` its wall time (building the cell included). ``tags`` describe the block
-    (for example the alpha temperature) and become columns in :func:`compare_rules`."""
+    (for example the alpha temperature) and become columns in :func:`compare_rules`.
+
+    Recorded with ``warmup=0``, the first timing of a reset is the cell's first pass, so
+    rules with and without a warm-up pass can be replayed; the summaries below (reference,
+    spreads) use only :attr:`warm_timings_ms`, the passes after at least one warm-up.
+    """
 
     context: CellContext
     timings_ms: np.ndarray
@@ -305,29 +327,57 @@ class RecordedStream:
         return int(self.timings_ms.shape[0])
 
     @property
+    def warm_timings_ms(self) -> np.ndarray:
+        """The timings taken after at least one untimed or timed warm-up pass."""
+        return self.timings_ms[:, max(0, 1 - self.warmup):]
+
+    @property
     def block_type(self) -> str:
         """'reduction' or 'normal'."""
         return "reduction" if self.context.reduction else "normal"
 
     def reference_ms(self, rule: Rule | None = None) -> float:
         """The long-run label: the mean over all resets of ``rule``'s per-reset value, or
-        (no rule) of the median of all timings of each reset."""
+        (no rule) of the median of all warm timings of each reset."""
         if rule is None:
-            return float(np.median(self.timings_ms, axis=1).mean())
-        return float(rule.reset_values(self.timings_ms).mean())
+            return float(np.median(self.warm_timings_ms, axis=1).mean())
+        columns = _columns(rule, self.warmup, self.timings_ms.shape[1])
+        return float(rule.reset_values(self.timings_ms[:, columns]).mean())
 
     def gate_spread(self) -> float:
         """Spread across gate samples: CV of the per-reset medians (sd / mean)."""
-        medians = np.median(self.timings_ms, axis=1)
+        medians = np.median(self.warm_timings_ms, axis=1)
         return float(medians.std(ddof=1) / medians.mean()) if self.resets > 1 else float("nan")
 
     def timing_noise(self) -> float:
         """Noise of repeated timings of one cell: the median over resets of the within-reset
         CV (sd / mean)."""
-        t = self.timings_ms
+        t = self.warm_timings_ms
         if t.shape[1] < 2:
             return float("nan")
         return float(np.median(t.std(axis=1, ddof=1) / t.mean(axis=1)))
+
+    def variance_components(self) -> tuple[float, float]:
+        """Relative variances (over the squared grand mean) of one timing around its reset's
+        mean (``within``), and of a reset's true mean across resets (``between``: gate
+        samples plus slow changes of the machine), from a one-way analysis of variance."""
+        t = self.warm_timings_ms
+        k = t.shape[1]
+        if k < 2 or self.resets < 2:
+            raise ValueError("variance components need >= 2 resets of >= 2 timings")
+        grand = t.mean()
+        within = float(t.var(axis=1, ddof=1).mean()) / grand**2
+        between = float(t.mean(axis=1).var(ddof=1)) / grand**2 - within / k
+        return within, max(between, 0.0)
+
+    def optimal_timings_per_reset(self, fixed_cost_passes: float) -> float:
+        """Timings per reset that minimise the passes for a given label variance, when a
+        reset costs ``fixed_cost_passes`` beyond its timings (warm-up, building the cell, in
+        units of one pass): ``sqrt(fixed_cost * within / between)`` (two-stage sampling)."""
+        if not (isinstance(fixed_cost_passes, (int, float)) and fixed_cost_passes > 0):
+            raise ValueError(f"fixed_cost_passes={fixed_cost_passes!r}: must be a number > 0")
+        within, between = self.variance_components()
+        return math.inf if between == 0 else math.sqrt(fixed_cost_passes * within / between)
 
     def distinct_cells(self) -> int:
         """How many different single-path cells the resets sampled."""
@@ -383,14 +433,31 @@ def _columns(rule: Rule, recorded_warmup: int, available: int) -> slice:
     return slice(skip, skip + rule.timings_per_reset)
 
 
-def _replay_values(rule: Rule, values: np.ndarray) -> ReplayResult:
-    stop = rule.stopping_point(values)
-    if stop is None:
-        stop, how = values.size, "end of stream"
-    else:
-        how = "rule" if rule.converged(values[:stop]) else "max_resets"
-    return ReplayResult(resets=stop, forward_passes=stop * rule.passes_per_reset,
-                        estimate_ms=float(values[:stop].mean()), stopped_by=how)
+def _replays(rule: Rule, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replay ``rule`` on every row of ``values`` (replicates x resets, already checked):
+    resets used, estimates (ms) and how each replay stopped (0 rule, 1 max_resets,
+    2 end of stream)."""
+    m, n = values.shape
+    cap = min(rule.max_resets, n)
+    # Both rules are causal: whether they stop by reset r depends on the first r values only,
+    # so rows are examined on growing prefixes and most replays never touch the long tail.
+    first = np.zeros(m, dtype=int)
+    pending, width = np.arange(m), 64
+    while pending.size:
+        width = min(width, cap)
+        found = rule._first_stops(values[pending, :width])
+        first[pending[found > 0]] = found[found > 0]
+        pending = pending[found == 0]
+        if width == cap:
+            break
+        width *= 2
+    stop = np.where(first > 0, first, cap)
+    how = np.where(first > 0, 0, 1 if n >= rule.max_resets else 2)
+    sums = np.cumsum(values[:, :stop.max()], axis=1)[np.arange(m), stop - 1]
+    return stop, sums / stop, how
+
+
+STOPPED_BY = ("rule", "max_resets", "end of stream")
 
 
 def replay(rule: Rule, timings_ms: np.ndarray, order: Sequence[int] | np.ndarray | None = None,
@@ -401,13 +468,15 @@ def replay(rule: Rule, timings_ms: np.ndarray, order: Sequence[int] | np.ndarray
     t = np.asarray(timings_ms, dtype=float)
     if t.ndim != 2 or t.shape[0] < 1:
         raise ValueError(f"timings_ms has shape {t.shape}: need (resets, timings per reset)")
-    values = rule.reset_values(t[:, _columns(rule, recorded_warmup, t.shape[1])])
+    values = _as_values(rule.reset_values(t[:, _columns(rule, recorded_warmup, t.shape[1])]))
     if order is not None:
         order = np.asarray(order, dtype=int)
         if order.ndim != 1 or order.size < 1 or order.min() < 0 or order.max() >= t.shape[0]:
             raise ValueError(f"order must list row indices in 0..{t.shape[0] - 1}")
         values = values[order]
-    return _replay_values(rule, values)
+    stop, estimate, how = _replays(rule, values[None, :])
+    return ReplayResult(resets=int(stop[0]), forward_passes=int(stop[0]) * rule.passes_per_reset,
+                        estimate_ms=float(estimate[0]), stopped_by=STOPPED_BY[int(how[0])])
 
 
 def _rule_names(rules: Mapping[str, Rule] | Sequence[Rule]) -> dict[str, Rule]:
@@ -440,30 +509,33 @@ def compare_rules(streams: Sequence[RecordedStream], rules: Mapping[str, Rule] |
         raise ValueError("streams must list at least one RecordedStream")
     named = _rule_names(rules)
     rng = np.random.default_rng(seed)
-    rows = []
+    parts = []
+    longest = max(rule.max_resets for rule in named.values())
     for b, stream in enumerate(streams):
         common = stream.reference_ms()
+        # The same orders for every rule (common random numbers): differences between rules
+        # are not blurred by different draws.
+        if resample == "bootstrap":
+            order = rng.integers(0, stream.resets, size=(replicates, longest))
+        elif resample == "permutation":
+            order = rng.permuted(np.tile(np.arange(stream.resets), (replicates, 1)), axis=1)
+        else:
+            starts = rng.integers(0, stream.resets, size=(replicates, 1))
+            order = (starts + np.arange(stream.resets)) % stream.resets
         for name, rule in named.items():
-            values = rule.reset_values(
-                stream.timings_ms[:, _columns(rule, stream.warmup, stream.timings_ms.shape[1])])
+            values = _as_values(rule.reset_values(
+                stream.timings_ms[:, _columns(rule, stream.warmup, stream.timings_ms.shape[1])]))
             own = float(values.mean())
-            length = rule.max_resets if resample == "bootstrap" else stream.resets
-            for i in range(replicates):
-                if resample == "bootstrap":
-                    order = rng.integers(0, stream.resets, size=length)
-                elif resample == "permutation":
-                    order = rng.permutation(stream.resets)
-                else:
-                    order = (rng.integers(stream.resets) + np.arange(length)) % stream.resets
-                result = _replay_values(rule, values[order])
-                rows.append({
-                    "block": b, "block_type": stream.block_type, **stream.tags, "rule": name,
-                    "replicate": i, "resets": result.resets,
-                    "forward_passes": result.forward_passes, "estimate_ms": result.estimate_ms,
-                    "err": abs(result.estimate_ms - own) / own,
-                    "err_common": abs(result.estimate_ms - common) / common,
-                    "stopped_by_rule": result.stopped_by == "rule"})
-    raw = pd.DataFrame(rows)
+            stop, estimate, how = _replays(rule, values[order[:, :rule.max_resets]])
+            parts.append(pd.DataFrame({
+                "block": b, "block_type": stream.block_type,
+                **{k: [v] * replicates for k, v in stream.tags.items()}, "rule": name,
+                "replicate": np.arange(replicates), "resets": stop,
+                "forward_passes": stop * rule.passes_per_reset, "estimate_ms": estimate,
+                "err": np.abs(estimate - own) / own,
+                "err_common": np.abs(estimate - common) / common,
+                "stopped_by_rule": how == 0}))
+    raw = pd.concat(parts, ignore_index=True)
     return raw if per_replicate else summarise(raw)
 
 
@@ -482,6 +554,25 @@ def summarise(raw: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFram
         err_p90=("err", lambda x: x.quantile(0.9)), err_common_mean=("err_common", "mean"),
         err_common_p90=("err_common", lambda x: x.quantile(0.9)),
         stopped_by_rule=("stopped_by_rule", "mean")).reset_index()
+
+
+def cheapest_matching(pooled: pd.DataFrame, reference: str, candidates: Sequence[str],
+                      error_columns: Sequence[str] = ("err_p90", "err_common_p90")
+                      ) -> pd.Series | None:
+    """Among the ``candidates`` rows of ``pooled`` (one row per rule, as from
+    ``summarise(raw, by=["rule"])``), the one with the fewest mean forward passes whose
+    every ``error_columns`` value is no worse than the ``reference`` rule's; ``None`` if
+    none matches."""
+    table = pooled.set_index("rule")
+    missing = [r for r in [reference, *candidates] if r not in table.index]
+    if missing:
+        raise ValueError(f"rules {missing} are not in the table")
+    limit = table.loc[reference, list(error_columns)]
+    chosen = table.loc[list(candidates)]
+    ok = chosen[(chosen[list(error_columns)] <= limit).all(axis=1)]
+    if ok.empty:
+        return None
+    return ok.sort_values("passes_mean").iloc[0]
 
 
 # ---------------------------------------------------------------- alphas to test on
