@@ -93,8 +93,9 @@ print(f"stopped after {mlp.n_epochs_} epochs")
 # %% [markdown]
 # ## All models side by side
 #
-# The lookup table sums per-op latencies measured in isolation (ProxylessNAS); ElasticNet is
-# LENNA's linear pre-practice on the same features as the MLP.
+# The lookup table sums per-op latencies measured in isolation (ProxylessNAS), as is and with
+# a scale and offset fitted on the training blocks; ElasticNet is LENNA's linear pre-practice
+# on the same features as the MLP.
 
 # %% tags=["nbval-ignore-output"]
 predictions = {"MLP": mlp.predict(test)}
@@ -104,8 +105,12 @@ try:
 
     elastic = ElasticNetLatency(random_state=seed).fit(train, train["latency_ms"])
     predictions["ElasticNet"] = elastic.predict(test)
-    lut = LookupTableModel(OpLatencyTable.from_csv(op_table_path)).fit(train, train["latency_ms"])
+    table_ms = OpLatencyTable.from_csv(op_table_path)
+    lut = LookupTableModel(table_ms).fit(train, train["latency_ms"])
     predictions["lookup table"] = lut.predict(test)
+    # The same sums with a least-squares scale and offset fitted on the training blocks.
+    calibrated = LookupTableModel(table_ms, calibrate=True).fit(train, train["latency_ms"])
+    predictions["lookup table, calibrated"] = calibrated.predict(test)
 except (ImportError, FileNotFoundError, KeyError, ValueError) as err:
     print("baseline unavailable:", err)
 table = pd.DataFrame({name: latency_metrics(test["latency_ms"], p)
@@ -186,5 +191,10 @@ for name in predictions.keys() - {"MLP"}:
 # %% [markdown]
 # ## What we found
 #
-# The line above states the result from this run's own numbers: the MLP's error on held-out
+# The lines above state the result from this run's own numbers: the MLP's error on held-out
 # blocks next to the noise floor and the baselines, and what removing the probabilities costs.
+# On the committed data the probabilities clearly carry signal, the MLP beats ElasticNet and
+# the plain lookup-table sum, and it comes within 1.2x of the noise floor's MAPE; but a lookup
+# table with a fitted scale and offset is more accurate still on this CPU, where a block's
+# latency is close to a calibrated sum of its ops. No model can reach 95% within ±10% here:
+# two labellings of the same blocks agree that well on fewer blocks than that.
