@@ -28,14 +28,6 @@ from lenna_core.convergence import (
 from lenna_core.search_space import DARTS_SPACE
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def tiny_context(reduction: bool = False) -> CellContext:
     return CellContext(reduction, False, 8, 8, 4, 8)
 

@@ -13,15 +13,6 @@ from lenna_core.operations import FactorizedReduce
 from lenna_core.supernet import SearchNetwork
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions on a busy 2-core machine run up to 15x slower with two OpenMP threads."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_darts_v2_cifar_parameter_count():
     # DARTS reports 3.3M parameters; quark0/darts cnn/train.py prints "param size = 3.349342MB"
     # for NetworkCIFAR(36, 10, 20, True, DARTS_V2), counting without the auxiliary head.

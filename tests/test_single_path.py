@@ -12,15 +12,6 @@ from lenna_core.search_space import DARTS_SPACE, SearchSpace
 from lenna_core.single_path import sample_active, sample_single_path_cell, single_path_cell
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions on a busy 2-core machine run up to 15x slower with two OpenMP threads."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def random_probs(space: SearchSpace = DARTS_SPACE, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return F.softmax(torch.randn(space.num_edges, space.num_ops, generator=g), dim=-1)

@@ -25,13 +25,6 @@ from lenna_core.supernet import SearchNetwork, frozen_arch
 LOGITS = [2.0, 1.0, 0.0, -1.0, 0.5, 0.0, 0.0, 0.0]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions on a busy 2-core machine run up to 15x slower with two OpenMP threads."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def tiny_net(**kwargs) -> SearchNetwork:
