@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .cells import FixedCell
+from .cells import CellBase, FixedCell
 from .operations import make_op
 from .profiler import LatencyResult, measure_latency
 from .search_space import DARTS_SPACE, SearchSpace
@@ -84,10 +84,9 @@ class CellBank(nn.Module):
     def __init__(self, context: CellContext, space: SearchSpace = DARTS_SPACE) -> None:
         super().__init__()
         self.context, self.space = context, space
-        full = FixedCell([(space.primitives[0], src, dst) for src, dst in space.edges],
-                         space.concat, context.C_prev_prev, context.C_prev, context.C,
-                         context.reduction, context.reduction_prev)
-        self.preprocess = nn.ModuleList([full.preprocess0, full.preprocess1])
+        shared = CellBase(context.C_prev_prev, context.C_prev, context.C, context.reduction,
+                          context.reduction_prev, affine=True)
+        self.preprocess = nn.ModuleList([shared.preprocess0, shared.preprocess1])
         self.ops = nn.ModuleList(
             nn.ModuleList(make_op(name, context.C, 2 if context.reduction and src < 2 else 1,
                                   affine=True) for name in space.primitives)
