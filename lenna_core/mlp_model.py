@@ -27,6 +27,8 @@ from .profiler import machine_fingerprint
 from .search_space import DARTS_SPACE, SearchSpace
 
 FORMAT_VERSION = 1
+#: Block properties whose training range is recorded, so a search can warn outside it.
+RANGE_COLUMNS = ("C", "spatial", "batch_size")
 
 
 def _network(n_in: int, hidden: Sequence[int]) -> nn.Sequential:
@@ -123,6 +125,8 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         if y.ndim != 1 or len(y) != len(X) or not np.isfinite(y).all() or (y <= 0).any():
             raise ValueError("y must hold one positive, finite latency (ms) per row of X")
         self.encoder_ = BlockEncoder(self.space).fit(X)
+        self.context_range_ = {name: [int(X[name].min()), int(X[name].max())]
+                               for name in RANGE_COLUMNS}
         features = self.encoder_.transform(X)
         rng = np.random.default_rng(self.random_state)
         order = rng.permutation(len(y))
@@ -214,6 +218,7 @@ class MLPLatency(RegressorMixin, BaseEstimator):
                        for k, v in self.get_params().items() if k != "space"},
             "x_mean": self.module_.x_mean.tolist(), "x_scale": self.module_.x_scale.tolist(),
             "y_mean": self.y_mean_, "y_scale": self.y_scale_, "n_epochs": self.n_epochs_,
+            "context_range": self.context_range_,
             "device": machine_fingerprint("cpu"),
         }
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -244,4 +249,5 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         model.n_features_in_ = len(meta["feature_names"])
         model.n_epochs_ = meta["n_epochs"]
         model.device_ = meta["device"]
+        model.context_range_ = meta.get("context_range")
         return model

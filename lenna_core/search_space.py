@@ -74,17 +74,41 @@ class SearchSpace:
             raise ValueError(f"each row of {name} must sum to 1 (within {atol}); "
                              f"the worst row is off by {worst:.3g}")
 
-    def derive_cell(self, weights: torch.Tensor) -> tuple[Edge, ...]:
+    def derive_cell(self, weights: torch.Tensor, max_skip: int | None = None
+                    ) -> tuple[Edge, ...]:
         """Discretise one cell the DARTS way: per node, the two strongest incoming edges.
 
         An edge's strength is its largest weight over the non-``none`` operations, and the
-        op kept on it is the one with that weight.
+        op kept on it is the one with that weight. With ``max_skip``, at most that many
+        ``skip_connect`` edges are kept (against DARTS's collapse to skips): as in P-DARTS,
+        the weakest kept skip is struck out and the cell derived again, until it fits.
         """
         shape = (self.num_edges, self.num_ops)
         if tuple(weights.shape) != shape:
             raise ValueError(f"weights has shape {tuple(weights.shape)}; this space needs {shape} "
                              f"({self.num_edges} edges x {self.num_ops} primitives)")
-        weights = weights.detach().float().cpu()
+        if max_skip is not None and (isinstance(max_skip, bool) or not isinstance(max_skip, int)
+                                     or max_skip < 0):
+            raise ValueError(f"max_skip={max_skip!r}: must be None or an integer >= 0")
+        weights = weights.detach().float().cpu().clone()
+        gene = self._derive(weights)
+        if max_skip is None or "skip_connect" not in self.primitives:
+            return gene
+        skip = self.primitives.index("skip_connect")
+        while sum(op == "skip_connect" for op, _ in gene) > max_skip:
+            kept = [self._edge_index(i, src) for i, (op, src) in enumerate(gene)
+                    if op == "skip_connect"]
+            weakest = min(kept, key=lambda e: weights[e, skip].item())
+            weights[weakest, skip] = -1.0  # below any probability: never chosen again
+            gene = self._derive(weights)
+        return gene
+
+    def _edge_index(self, position: int, src: int) -> int:
+        """Row of the alpha matrix for the ``position``-th entry of a derived cell."""
+        node = 2 + position // 2
+        return sum(range(2, node)) + src
+
+    def _derive(self, weights: torch.Tensor) -> tuple[Edge, ...]:
         candidates = [k for k, name in enumerate(self.primitives) if name != "none"]
         if not candidates:
             raise ValueError("a space whose only primitive is 'none' cannot derive a cell")
@@ -99,11 +123,13 @@ class SearchSpace:
             start += node
         return tuple(gene)
 
-    def derive_genotype(self, weights_normal: torch.Tensor,
-                        weights_reduce: torch.Tensor) -> Genotype:
+    def derive_genotype(self, weights_normal: torch.Tensor, weights_reduce: torch.Tensor,
+                        max_skip: int | None = None) -> Genotype:
         """Derive a Genotype from the normal and reduction cells' op weights (probabilities)."""
-        return Genotype(normal=self.derive_cell(weights_normal), normal_concat=self.concat,
-                        reduce=self.derive_cell(weights_reduce), reduce_concat=self.concat)
+        return Genotype(normal=self.derive_cell(weights_normal, max_skip),
+                        normal_concat=self.concat,
+                        reduce=self.derive_cell(weights_reduce, max_skip),
+                        reduce_concat=self.concat)
 
     def to_dict(self) -> dict:
         """A JSON-ready description of the space."""

@@ -132,10 +132,10 @@ class SearchNetwork(nn.Module):
         return {"normal": F.softmax(self.alphas_normal.detach(), dim=-1),
                 "reduce": F.softmax(self.alphas_reduce.detach(), dim=-1)}
 
-    def genotype(self) -> Genotype:
-        """The discrete cell pair DARTS derives from the current alphas."""
+    def genotype(self, max_skip: int | None = None) -> Genotype:
+        """The discrete cell pair DARTS derives from the current alphas (see derive_cell)."""
         probs = self.probabilities()
-        return self.space.derive_genotype(probs["normal"], probs["reduce"])
+        return self.space.derive_genotype(probs["normal"], probs["reduce"], max_skip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, self.num_reductions)

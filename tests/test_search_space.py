@@ -184,3 +184,27 @@ def test_check_probabilities_rejects_rows_not_summing_to_one():
 def test_derive_cell_rejects_weights_of_another_space():
     with pytest.raises(ValueError, match=r"weights has shape \(20, 8\).*\(14, 8\)"):
         SearchSpace().derive_cell(torch.full((20, 8), 1 / 8))
+
+
+def test_skip_cap_strikes_the_weakest_skips_until_the_cell_fits():
+    space = DARTS_SPACE
+    skip, conv = space.primitives.index("skip_connect"), space.primitives.index("sep_conv_3x3")
+    weights = torch.full((space.num_edges, space.num_ops), 0.01)
+    weights[:, skip] = torch.linspace(0.9, 0.5, space.num_edges)  # skip wins every edge
+    weights[:, conv] = 0.3
+    uncapped = space.derive_cell(weights)
+    assert sum(op == "skip_connect" for op, _ in uncapped) == 8
+    capped = space.derive_cell(weights, max_skip=2)
+    kept = [(op, src) for op, src in capped if op == "skip_connect"]
+    assert len(kept) == 2
+    # The strongest skips stay: edges 0 and 1 (node 2's inputs) have the highest weights.
+    assert capped[:2] == (("skip_connect", 0), ("skip_connect", 1))
+    assert all(op == "sep_conv_3x3" for op, _ in capped[2:])
+    assert space.derive_cell(weights, max_skip=0).count(("skip_connect", 0)) == 0
+    assert space.derive_cell(weights, max_skip=8) == uncapped
+
+
+@pytest.mark.parametrize("max_skip", [-1, 1.5, True])
+def test_bad_skip_cap(max_skip):
+    with pytest.raises(ValueError, match="max_skip="):
+        DARTS_SPACE.derive_cell(torch.full((14, 8), 1 / 8), max_skip=max_skip)

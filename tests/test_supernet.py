@@ -427,7 +427,7 @@ def test_full_gate_gradient_arch_and_weight_steps():
     assert all(p.grad is None for p in net.arch_parameters())
     a_opt = torch.optim.Adam(net.arch_parameters(), lr=0.01)
     weights = [p.detach().clone() for p in net.weight_parameters()]
-    assert math.isfinite(arch_step(net, a_opt, x, y))
+    assert math.isfinite(arch_step(net, a_opt, x, y).loss)
     assert any(not torch.equal(p, a) for p, a in zip(net.arch_parameters(), alphas))
     assert all(torch.equal(p, w) for p, w in zip(net.weight_parameters(), weights))
 

@@ -1,0 +1,222 @@
+"""What a search found, checked: train the derived network, measure its real latency.
+
+Accuracy: the derived genotype is built with the network builder and trained from scratch
+on the search task's train and val splits together, then scored on the test split.
+
+Latency: the *target* network (:class:`~lenna_core.estimators.TargetConfig`) with the
+derived cells is timed on this machine. Timing here drifts in phases, so
+:class:`LatencyMeter` times it the way the dataset's labels were made: each pass is followed
+by one pass of the reference cell, and the median ratio times the reference cell's
+calibrated latency is the measured latency (the raw median is kept next to it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import ConcatDataset, Dataset
+
+from .data import DatasetSplits
+from .estimators import LatencyEstimator, TargetConfig
+from .generate_dataset import ReferenceClock
+from .genotypes import Genotype
+from .network import NetworkCIFAR, count_parameters
+from .profiler import format_shapes, measure_latency
+from .search import collate_batch, epoch_batches
+from .search_space import DARTS_SPACE, SearchSpace
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, dataset: Dataset, batch_size: int = 256,
+             device: str = "cpu") -> float:
+    """Top-1 accuracy (%) of ``net`` on ``dataset``."""
+    net.eval()
+    correct = 0
+    for index in torch.arange(len(dataset)).split(batch_size):
+        x, y = collate_batch(dataset, index, torch.device(device))
+        logits = net(x)
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        correct += int((logits.argmax(1) == y).sum())
+    return 100.0 * correct / len(dataset)
+
+
+def train_genotype(genotype: Genotype, splits: DatasetSplits, *, C: int = 8, layers: int = 5,
+                   epochs: int = 10, batch_size: int = 64, lr: float = 0.05,
+                   momentum: float = 0.9, weight_decay: float = 3e-4, grad_clip: float = 5.0,
+                   seed: int = 0, device: str = "cpu") -> dict:
+    """Train ``genotype``'s network from scratch on train + val; test accuracy (%) and more."""
+    for name, value in (("C", C), ("layers", layers), ("epochs", epochs),
+                        ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r}: must be a positive integer")
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    net = NetworkCIFAR(C, splits.num_classes, layers, False, genotype,
+                       in_channels=splits.in_channels).to(device)
+    data = ConcatDataset([splits.train, splits.val])
+    optimizer = torch.optim.SGD(net.parameters(), lr, momentum=momentum,
+                                weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
+    losses = []
+    for epoch in range(epochs):
+        net.train()
+        total, n = 0.0, 0
+        for index in epoch_batches(len(data), batch_size, seed, epoch, 2):
+            x, y = collate_batch(data, index, torch.device(device))
+            loss = F.cross_entropy(net(x)[0], y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+            optimizer.step()
+            total, n = total + loss.item() * len(y), n + len(y)
+        scheduler.step()
+        losses.append(total / n)
+    return {"test_acc": accuracy(net, splits.test, device=device), "final_train_loss": losses[-1],
+            "params": count_parameters(net), "train_seconds": time.perf_counter() - started,
+            "eval_C": C, "eval_layers": layers, "eval_epochs": epochs}
+
+
+class LatencyMeter:
+    """Times modules as ratios to the reference cell, in the dataset's milliseconds."""
+
+    def __init__(self, reference_ms: float | None = None, *, passes: int = 30,
+                 warmup: int = 5, device: str = "cpu", threads: int | None = 1) -> None:
+        if passes < 3:
+            raise ValueError(f"passes={passes}: at least 3 for a median")
+        self.clock = ReferenceClock(device=device, threads=threads)
+        self.reference_ms = float(reference_ms) if reference_ms else self.clock.calibrate()
+        self.passes, self.warmup, self.device, self.threads = passes, warmup, device, threads
+
+    def measure(self, module: nn.Module, input_shapes: Sequence) -> dict:
+        """Latency of ``module`` (ms): ``latency_ms`` (reference-scaled) and ``raw_ms``."""
+        timing = {"device": self.device, "threads": self.threads}
+        first = measure_latency(module, input_shapes, repeats=1, warmup=self.warmup, **timing)
+        times, ratios = [], []
+        for _ in range(self.passes):
+            t = measure_latency(module, input_shapes, repeats=1, warmup=0, **timing).times_ms[0]
+            times.append(t)
+            ratios.append(t / self.clock.tick())
+        return {"latency_ms": float(np.median(ratios)) * self.reference_ms,
+                "raw_ms": float(np.median(times)),
+                "ratio_iqr": float(np.subtract(*np.percentile(ratios, [75, 25]))),
+                "passes": self.passes, "batch_size": first.batch_size,
+                "input_shapes": format_shapes(first.input_shapes)}
+
+
+class _Stem(nn.Module):
+    def __init__(self, net: NetworkCIFAR) -> None:
+        super().__init__()
+        self.stem = net.stem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(x)
+
+
+class _Head(nn.Module):
+    def __init__(self, net: NetworkCIFAR) -> None:
+        super().__init__()
+        self.pool, self.classifier = net.global_pooling, net.classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(x).flatten(1))
+
+
+def measure_interleaved(genotypes: Sequence[Genotype], target: TargetConfig,
+                        meter: LatencyMeter, rounds: int | None = None) -> pd.DataFrame:
+    """Time the target network of every genotype in one session, taking turns pass by pass.
+
+    Each round runs one pass of every network, each followed by a reference-cell pass, so
+    slow changes of the machine's speed reach all networks alike; the latency of a network
+    is its median ratio over ``rounds`` (default ``meter.passes``) times the reference's ms.
+    """
+    rounds = meter.passes if rounds is None else rounds
+    if rounds < 3:
+        raise ValueError(f"rounds={rounds}: at least 3 for a median")
+    unique = list(dict.fromkeys(genotypes))
+    nets = [target.build(g).eval() for g in unique]
+    timing = {"device": meter.device, "threads": meter.threads}
+    for net in nets:
+        measure_latency(net, target.input_shape, repeats=1, warmup=meter.warmup, **timing)
+    times = np.empty((rounds, len(nets)))
+    ratios = np.empty_like(times)
+    for r in range(rounds):
+        for i, net in enumerate(nets):
+            times[r, i] = measure_latency(net, target.input_shape, repeats=1, warmup=0,
+                                          **timing).times_ms[0]
+            ratios[r, i] = times[r, i] / meter.clock.tick()
+    q75, q25 = np.percentile(ratios, [75, 25], axis=0)
+    return pd.DataFrame({"genotype": [g.to_json() for g in unique],
+                         "latency_ms": np.median(ratios, axis=0) * meter.reference_ms,
+                         "raw_ms": np.median(times, axis=0), "ratio_iqr": q75 - q25,
+                         "rounds": rounds,
+                         "target_input": format_shapes([target.input_shape])})
+
+
+def measure_overhead(target: TargetConfig, meter: LatencyMeter) -> float:
+    """Latency (ms) of the target's stem, pooling and classifier: the same for every genotype."""
+    from .genotypes import DARTS_V2
+
+    net = target.build(DARTS_V2).eval()
+    head_shape = (target.batch_size, net.classifier.in_features, target.image_size // 4,
+                  target.image_size // 4)
+    return (meter.measure(_Stem(net), target.input_shape)["latency_ms"]
+            + meter.measure(_Head(net), head_shape)["latency_ms"])
+
+
+def measure_target(genotype: Genotype, target: TargetConfig, meter: LatencyMeter,
+                   overhead_ms: float | None = None) -> dict:
+    """The target network with ``genotype``'s cells, timed (ms), with the overhead beside it."""
+    whole = meter.measure(target.build(genotype).eval(), target.input_shape)
+    if overhead_ms is None:
+        overhead_ms = measure_overhead(target, meter)
+    return {"measured_ms": whole["latency_ms"], "measured_raw_ms": whole["raw_ms"],
+            "ratio_iqr": whole["ratio_iqr"], "overhead_ms": overhead_ms,
+            "target_input": whole["input_shapes"], "target_batch": whole["batch_size"]}
+
+
+def predicted_ms(estimator: LatencyEstimator, genotype: Genotype, overhead_ms: float,
+                 composition: float = 1.0) -> float:
+    """The estimator's latency for the derived network: its blocks (times the composition
+    factor, see :func:`composition_factor`) plus the measured stem and head."""
+    if estimator.unit != "ms":
+        raise ValueError(f"the {estimator.name} estimator works in {estimator.unit}, not ms; "
+                         "only latency estimators predict a measured latency")
+    return composition * estimator.predict_genotype(genotype) + overhead_ms
+
+
+def random_genotypes(count: int, seed: int, space: SearchSpace = DARTS_SPACE) -> list[Genotype]:
+    """Genotypes derived from random alphas (seeded): networks no search chose."""
+    generator = torch.Generator().manual_seed(seed)
+    shape = (space.num_edges, space.num_ops)
+    return [space.derive_genotype(torch.randn(shape, generator=generator).softmax(-1),
+                                  torch.randn(shape, generator=generator).softmax(-1))
+            for _ in range(count)]
+
+
+def composition_factors(estimators: Mapping[str, LatencyEstimator],
+                        measured: Mapping[Genotype, float], overhead_ms: float
+                        ) -> tuple[dict[str, float], pd.DataFrame]:
+    """How the measured cells of whole networks compare with the sum of their block estimates.
+
+    Blocks are labelled one at a time; inside a network they run back to back, which costs
+    a different amount on this CPU. Per ms estimator, the factor is the median of
+    (measured - overhead) / estimated blocks over the ``measured`` networks (genotype ->
+    ms; use networks the search did not pick, e.g. :func:`random_genotypes`). Returns the
+    factors and one row per network.
+    """
+    names = [name for name, e in estimators.items() if e.unit == "ms"]
+    rows = []
+    for genotype, latency in measured.items():
+        row = {"genotype": genotype.to_json(), "measured_ms": latency}
+        for name in names:
+            row[f"blocks_ms_{name}"] = estimators[name].predict_genotype(genotype)
+            row[f"ratio_{name}"] = (latency - overhead_ms) / row[f"blocks_ms_{name}"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return {name: float(table[f"ratio_{name}"].median()) for name in names}, table

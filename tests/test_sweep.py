@@ -1,0 +1,124 @@
+"""The sweep: its grid, its summaries, and that an interrupted sweep does not redo runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lenna_core import load_dataset
+from lenna_core import search as search_module
+from lenna_core.estimators import FlopsEstimator, TargetConfig
+from lenna_core.evaluation import LatencyMeter
+from lenna_core.search import SearchConfig
+from lenna_core.sweep import (
+    best_at_matched_accuracy,
+    measure_session,
+    pareto_mask,
+    prediction_errors,
+    run_sweep,
+    summarise,
+    sweep_points,
+)
+
+
+def test_grid_has_one_baseline_per_seed_and_validates_lambda():
+    points = sweep_points({"mlp": [0.5, 1.0], "flops": [0.0, 2.0]}, seeds=[0, 1])
+    ids = [p.run_id for p in points]
+    assert ids[:2] == ["none-linear-lam0-seed0", "none-linear-lam0-seed1"]
+    assert "mlp-linear-lam0.5-seed1" in ids and "flops-linear-lam2-seed0" in ids
+    assert len(ids) == len(set(ids)) == 2 + 2 * 2 + 2  # flops lam 0 is the baseline itself
+    with pytest.raises(ValueError, match="lam=-1"):
+        sweep_points({"mlp": [-1.0]}, seeds=[0])
+    with pytest.raises(ValueError, match="seeds is empty"):
+        sweep_points({"mlp": [1.0]}, seeds=[])
+
+
+def test_pareto_mask():
+    latency = [10.0, 8.0, 12.0, 8.0, 5.0]
+    acc = [95.0, 94.0, 96.0, 93.0, 90.0]
+    assert pareto_mask(latency, acc).tolist() == [True, True, True, False, True]
+
+
+def fake_results() -> pd.DataFrame:
+    rows = []
+    for seed in range(3):
+        rows.append({"estimator": "none", "penalty": "linear", "lam": 0.0, "seed": seed,
+                     "test_acc": 97.0 + seed * 0.1, "measured_ms": 30.0 + seed,
+                     "predicted_ms_mlp": 33.0 + seed, "calibrated_ms_mlp": 30.0 + seed})
+        rows.append({"estimator": "mlp", "penalty": "linear", "lam": 1.0, "seed": seed,
+                     "test_acc": 96.5 + seed * 0.1, "measured_ms": 20.0 + seed,
+                     "predicted_ms_mlp": 22.0 + seed, "calibrated_ms_mlp": 20.5 + seed})
+        rows.append({"estimator": "mlp", "penalty": "linear", "lam": 3.0, "seed": seed,
+                     "test_acc": 94.0, "measured_ms": 15.0,
+                     "predicted_ms_mlp": 16.0, "calibrated_ms_mlp": 15.0})
+    return pd.DataFrame(rows)
+
+
+def test_summary_and_matched_accuracy():
+    summary = summarise(fake_results())
+    base = summary[summary["estimator"] == "none"].iloc[0]
+    assert base["acc_mean"] == pytest.approx(97.1) and base["latency_mean"] == 31.0
+    one = summary[summary["lam"] == 1.0].iloc[0]
+    assert one["latency_change_pct"] == pytest.approx(100 * (21 / 31 - 1))
+    assert one["acc_change"] == pytest.approx(-0.5)
+    assert summary["pareto"].tolist() == [True, True, True]
+    best = best_at_matched_accuracy(summary, tolerance=1.0)
+    assert best["lam"].tolist() == [1.0]  # lam 3 is faster but 3.1 points worse
+    assert best_at_matched_accuracy(summary, tolerance=5.0)["lam"].tolist() == [3.0]
+
+
+def test_prediction_errors():
+    errors = prediction_errors(fake_results()).set_index("prediction")
+    raw = 100 * np.abs(fake_results()["predicted_ms_mlp"] / fake_results()["measured_ms"] - 1)
+    assert errors.loc["predicted", "median_abs_error_pct"] == pytest.approx(np.median(raw))
+    assert errors.loc["calibrated", "median_abs_error_pct"] < errors.loc[
+        "predicted", "median_abs_error_pct"]
+
+
+def test_interrupted_sweep_does_not_redo_finished_runs(tmp_path, monkeypatch):
+    splits = load_dataset("digits")
+    target = TargetConfig(C=4, layers=3, image_size=8)
+    estimators = {"flops": FlopsEstimator(target)}
+    config = SearchConfig(C=2, layers=3, epochs=1, batch_size=32, steps_per_epoch=2,
+                          mode="softmax", gate_gradient="full")
+    kwargs = {"splits": splits, "meter": LatencyMeter(7.0, passes=3, warmup=1),
+              "target": target, "overhead_ms": 0.0, "progress": False,
+              "evaluation": {"C": 2, "layers": 3, "epochs": 1}}
+    first = run_sweep(sweep_points({"flops": [1.0]}, [0]), config, estimators, tmp_path,
+                      **kwargs)
+    assert first["run_id"].tolist() == ["none-linear-lam0-seed0", "flops-linear-lam1-seed0"]
+    searched = []
+    original = search_module.LatencyAwareSearch.run
+    monkeypatch.setattr(search_module.LatencyAwareSearch, "run",
+                        lambda self, **kw: searched.append(self.out_dir.name)
+                        or original(self, **kw))
+    both = run_sweep(sweep_points({"flops": [1.0]}, [0, 1]), config, estimators, tmp_path,
+                     **kwargs)
+    assert searched == ["none-linear-lam0-seed1", "flops-linear-lam1-seed1"]
+    assert len(both) == 4
+    kept = both.set_index("run_id").loc[first["run_id"], "test_acc"].tolist()
+    assert kept == first["test_acc"].tolist()
+    with pytest.raises(ValueError, match="no estimator named"):
+        run_sweep(sweep_points({"mlp": [1.0]}, [0]), config, estimators, tmp_path, **kwargs)
+
+
+def test_measurement_session_retimes_every_network_and_recalibrates():
+    from lenna_core import DARTS_V1, DARTS_V2
+    from lenna_core.evaluation import random_genotypes
+
+    class Fixed(FlopsEstimator):
+        unit = "ms"
+
+    target = TargetConfig(C=4, layers=3, image_size=8)
+    results = pd.DataFrame({"run_id": ["a", "b", "c"], "measured_ms": [1.0, 2.0, 3.0],
+                            "genotype": [DARTS_V2.to_json(), DARTS_V1.to_json(),
+                                         DARTS_V2.to_json()]})
+    meter = LatencyMeter(7.0, passes=3, warmup=1)
+    out, factors, table = measure_session(results, target, meter, {"fixed": Fixed(target)},
+                                          0.0, random_genotypes(2, seed=1))
+    assert out["measured_at_run_ms"].tolist() == [1.0, 2.0, 3.0]
+    assert out["measured_ms"].iloc[0] == out["measured_ms"].iloc[2]  # one timing per network
+    assert (out["measured_ms"] > 0).all() and len(table) == 2
+    assert out["calibrated_ms_fixed"].iloc[1] == pytest.approx(
+        factors["fixed"] * Fixed(target).predict_genotype(DARTS_V1))
