@@ -37,7 +37,7 @@ from .profiler import machine_fingerprint, resolve_device
 from .search_space import DARTS_SPACE, SearchSpace
 
 SCHEMA_VERSION = 1
-ALPHA_KINDS = ("near_uniform", "uniform", "peaked", "onehot")
+ALPHA_KINDS = ("near_uniform", "uniform", "peaked", "onehot", "derived")
 CONTEXT_COLUMNS = ("reduction", "reduction_prev", "C_prev_prev", "C_prev", "C", "spatial",
                    "batch_size")
 LABEL_COLUMNS = ("latency_ms", "label_rel_se", "resets", "forward_passes", "seconds")
@@ -90,6 +90,8 @@ def sample_probabilities(kind: str, space: SearchSpace, rng: np.random.Generator
         return rng.dirichlet(np.ones(space.num_ops), space.num_edges)
     elif kind == "peaked":  # sharper, with a random temperature per block
         logits = rng.normal(0.0, 1.0, shape) / math.exp(rng.uniform(math.log(0.1), 0.0))
+    elif kind == "derived":  # a derived DARTS cell: two inputs per node, `none` elsewhere
+        return _derived_cell(space, rng)
     elif kind == "onehot":  # where a search ends: a discrete cell
         probs = np.zeros(shape)
         probs[np.arange(space.num_edges), rng.integers(space.num_ops, size=space.num_edges)] = 1
@@ -99,6 +101,23 @@ def sample_probabilities(kind: str, space: SearchSpace, rng: np.random.Generator
     logits -= logits.max(axis=1, keepdims=True)
     probs = np.exp(logits)
     return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _derived_cell(space: SearchSpace, rng: np.random.Generator) -> np.ndarray:
+    """One-hot rows shaped like a derived cell: per node, two distinct inputs with a random
+    op other than ``none``; every other edge ``none``."""
+    if "none" not in space.primitives:
+        raise ValueError("kind='derived' needs 'none' among the primitives (dropped edges)")
+    none = space.primitives.index("none")
+    ops = [k for k, name in enumerate(space.primitives) if name != "none"]
+    probs = np.zeros((space.num_edges, space.num_ops))
+    start = 0
+    for node in range(2, space.steps + 2):
+        kept = set(rng.choice(node, size=2, replace=False).tolist())
+        for src in range(node):
+            probs[start + src, int(rng.choice(ops)) if src in kept else none] = 1.0
+        start += node
+    return probs
 
 
 def sample_block(row_id: int, seed: int, spec: SamplingSpec,

@@ -93,7 +93,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--core", type=int, default=None, help="pin this process to one core")
+    parser.add_argument("--alpha-kinds", default=None,
+                        help="weights of the probability kinds, e.g. 'derived=1' "
+                             "(default: SamplingSpec's mix)")
     args = parser.parse_args(argv)
+    spec = SamplingSpec()
+    if args.alpha_kinds:
+        try:
+            kinds = {k: float(v) for k, v in (item.split("=") for item in
+                                              args.alpha_kinds.split(","))}
+            spec = SamplingSpec(alpha_kinds=kinds)
+        except ValueError as err:
+            parser.error(f"--alpha-kinds={args.alpha_kinds!r}: {err}")
     if args.rows < 1:
         parser.error(f"--rows={args.rows}: must be at least 1")
     if args.core is not None:
@@ -116,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out, range(args.rows),
         make_labeler(DEFAULT_RULE, clock, reference_ms, device=args.device,
                      threads=args.threads),
-        rule, seed=args.seed, spec=SamplingSpec(), device=args.device, threads=args.threads,
+        rule, seed=args.seed, spec=spec, device=args.device, threads=args.threads,
         run_tag=args.run_tag, cpu_core=args.core)
     print(f"{result} in {time.perf_counter() - started:.0f} s")
 

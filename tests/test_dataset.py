@@ -42,13 +42,29 @@ def fake_labeler(context, probs, generator, bank):
 
 def test_probability_kinds_are_stochastic_rows():
     rng = np.random.default_rng(0)
-    for kind in ("near_uniform", "uniform", "peaked", "onehot"):
+    for kind in ("near_uniform", "uniform", "peaked", "onehot", "derived"):
         p = sample_probabilities(kind, DARTS_SPACE, rng)
         assert p.shape == (14, 8) and (p >= 0).all()
         np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert set(np.unique(sample_probabilities("onehot", DARTS_SPACE, rng))) == {0.0, 1.0}
     with pytest.raises(ValueError, match="kind"):
         sample_probabilities("sharp", DARTS_SPACE, rng)
+
+
+def test_derived_kind_is_shaped_like_a_derived_cell():
+    rng = np.random.default_rng(1)
+    none = DARTS_SPACE.primitives.index("none")
+    for _ in range(50):
+        p = sample_probabilities("derived", DARTS_SPACE, rng)
+        ops = p.argmax(axis=1)
+        start = 0
+        for node in range(2, DARTS_SPACE.steps + 2):
+            kept = ops[start:start + node] != none
+            assert kept.sum() == 2  # two inputs per node, `none` on the other edges
+            start += node
+    no_none = SearchSpace(primitives=("max_pool_3x3", "sep_conv_3x3"))
+    with pytest.raises(ValueError, match="needs 'none'"):
+        sample_probabilities("derived", no_none, rng)
 
 
 def test_blocks_are_a_function_of_seed_and_row_id_and_come_from_real_networks():
@@ -222,3 +238,12 @@ def test_spec_validation():
     with pytest.raises(ValueError, match="alpha_kinds"):
         SamplingSpec(alpha_kinds={"weird": 1.0})
     assert SearchSpace(steps=5).num_edges == 20
+
+
+def test_cli_refuses_unknown_probability_kinds(tmp_path, capsys):
+    from lenna_core.generate_dataset import main
+
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "x.csv"), "--rows", "1", "--alpha-kinds", "sharp=1"])
+    assert "--alpha-kinds='sharp=1'" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
