@@ -125,8 +125,9 @@ class LatencyEstimator(nn.Module):
     def predict_genotype(self, genotype: Genotype) -> float:
         """The estimate for the discrete cells of ``genotype`` (absent edges count as none)."""
         probs = genotype_probabilities(genotype, self.space)
-        dtype = self.is_reduction.new_empty(0, dtype=torch.float32).dtype
-        blocks = self.block_probabilities(probs["normal"].to(dtype), probs["reduce"].to(dtype))
+        device = self.is_reduction.device  # wherever the estimator was moved
+        blocks = self.block_probabilities(*(probs[k].to(device, torch.float32)
+                                            for k in ("normal", "reduce")))
         return float(self.per_block(blocks).sum())
 
     def describe(self) -> dict:

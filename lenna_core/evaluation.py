@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -180,43 +181,75 @@ def measure_target(genotype: Genotype, target: TargetConfig, meter: LatencyMeter
             "target_input": whole["input_shapes"], "target_batch": whole["batch_size"]}
 
 
+@dataclass(frozen=True)
+class Composition:
+    """Cells of a whole network from the sum of their block estimates: scale * sum + offset.
+
+    Blocks are labelled one at a time, each timing paying its own call overhead; in a
+    network they run back to back. :func:`composition_factors` fits the two numbers on
+    networks timed at the target.
+    """
+
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def __call__(self, blocks: float) -> float:
+        """Predicted latency (ms) of the cells whose block estimates sum to ``blocks``."""
+        return self.scale * blocks + self.offset
+
+
 def predicted_ms(estimator: LatencyEstimator, genotype: Genotype, overhead_ms: float,
-                 composition: float = 1.0) -> float:
-    """The estimator's latency for the derived network: its blocks (times the composition
-    factor, see :func:`composition_factor`) plus the measured stem and head."""
+                 composition: Composition | None = None) -> float:
+    """The estimator's latency for the derived network: its blocks (through ``composition``
+    when given) plus the measured stem and head."""
     if estimator.unit != "ms":
         raise ValueError(f"the {estimator.name} estimator works in {estimator.unit}, not ms; "
                          "only latency estimators predict a measured latency")
-    return composition * estimator.predict_genotype(genotype) + overhead_ms
+    blocks = estimator.predict_genotype(genotype)
+    return (blocks if composition is None else composition(blocks)) + overhead_ms
 
 
-def random_genotypes(count: int, seed: int, space: SearchSpace = DARTS_SPACE) -> list[Genotype]:
-    """Genotypes derived from random alphas (seeded): networks no search chose."""
+def calibration_genotypes(count: int, seed: int, space: SearchSpace = DARTS_SPACE
+                          ) -> list[Genotype]:
+    """Genotypes from seeded random alphas, tilted from pooling-heavy to convolution-heavy
+    (networks no search chose, spanning the cheap and the costly end)."""
+    if count < 2:
+        raise ValueError(f"count={count}: at least 2 networks to fit a scale and an offset")
     generator = torch.Generator().manual_seed(seed)
     shape = (space.num_edges, space.num_ops)
-    return [space.derive_genotype(torch.randn(shape, generator=generator).softmax(-1),
-                                  torch.randn(shape, generator=generator).softmax(-1))
-            for _ in range(count)]
+    convs = torch.tensor(["conv" in name for name in space.primitives], dtype=torch.float32)
+    out = []
+    for tilt in np.linspace(-3.0, 3.0, count):
+        cells = [(torch.randn(shape, generator=generator) + float(tilt) * convs).softmax(-1)
+                 for _ in range(2)]
+        out.append(space.derive_genotype(*cells))
+    return out
 
 
 def composition_factors(estimators: Mapping[str, LatencyEstimator],
                         measured: Mapping[Genotype, float], overhead_ms: float
-                        ) -> tuple[dict[str, float], pd.DataFrame]:
-    """How the measured cells of whole networks compare with the sum of their block estimates.
+                        ) -> tuple[dict[str, Composition], pd.DataFrame]:
+    """Fit, per ms estimator, measured cells = scale * (sum of block estimates) + offset.
 
-    Blocks are labelled one at a time; inside a network they run back to back, which costs
-    a different amount on this CPU. Per ms estimator, the factor is the median of
-    (measured - overhead) / estimated blocks over the ``measured`` networks (genotype ->
-    ms; use networks the search did not pick, e.g. :func:`random_genotypes`). Returns the
-    factors and one row per network.
+    ``measured`` maps genotypes to their measured target-network latency (ms); use networks
+    the search did not pick (:func:`calibration_genotypes`). Least squares over them; returns
+    the fits and one row per network.
     """
     names = [name for name, e in estimators.items() if e.unit == "ms"]
+    if len(measured) < 2:
+        raise ValueError(f"{len(measured)} measured networks: at least 2 to fit a scale and an "
+                         "offset")
     rows = []
     for genotype, latency in measured.items():
         row = {"genotype": genotype.to_json(), "measured_ms": latency}
         for name in names:
             row[f"blocks_ms_{name}"] = estimators[name].predict_genotype(genotype)
-            row[f"ratio_{name}"] = (latency - overhead_ms) / row[f"blocks_ms_{name}"]
         rows.append(row)
     table = pd.DataFrame(rows)
-    return {name: float(table[f"ratio_{name}"].median()) for name in names}, table
+    fits = {}
+    for name in names:
+        scale, offset = np.polyfit(table[f"blocks_ms_{name}"],
+                                   table["measured_ms"] - overhead_ms, 1)
+        fits[name] = Composition(float(scale), float(offset))
+        table[f"fitted_ms_{name}"] = fits[name](table[f"blocks_ms_{name}"]) + overhead_ms
+    return fits, table

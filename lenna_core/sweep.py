@@ -76,14 +76,13 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
               estimators: Mapping[str, LatencyEstimator], out_dir: str | os.PathLike, *,
               splits: DatasetSplits, meter: LatencyMeter, target: TargetConfig,
-              overhead_ms: float, composition: Mapping[str, float] | None = None,
-              evaluation: Mapping | None = None, progress: bool = True,
+              overhead_ms: float, evaluation: Mapping | None = None, progress: bool = True,
               report: bool = False) -> pd.DataFrame:
     """Search, train and time every point; returns (and keeps) one row per run.
 
     ``estimators`` maps names to estimators for the target; the ms estimators among them also
-    predict every derived network: ``predicted_ms_<name>`` (blocks + ``overhead_ms``) and,
-    with a ``composition`` factor for that name, ``calibrated_ms_<name>``. ``evaluation``
+    predict every derived network: ``predicted_ms_<name>`` (blocks + ``overhead_ms``;
+    :func:`measure_session` adds ``calibrated_ms_<name>``). ``evaluation``
     holds keyword arguments of :func:`~lenna_core.evaluation.train_genotype`. ``progress``
     draws a tqdm bar (on stderr); ``report`` prints one line per finished run with an ETA
     (on stdout, for notebooks).
@@ -110,7 +109,7 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
         found = search.run(progress=False, splits=splits)
         row = {"run_id": point.run_id, **asdict(point), **evaluate_genotype(
             found.genotype, splits, target, meter, estimators, seed=point.seed,
-            overhead_ms=overhead_ms, composition=composition, **evaluation),
+            overhead_ms=overhead_ms, **evaluation),
                "search_seconds": found.seconds, "search_predicted": found.predicted,
                "search_unit": found.unit}
         results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)
@@ -132,10 +131,11 @@ def measure_session(results: pd.DataFrame, target: TargetConfig, meter: LatencyM
     Runs of a sweep are timed minutes apart, and this machine's speed drifts by more than
     the differences to be compared; here every network is timed in the same session, pass
     by pass in turn (:func:`~lenna_core.evaluation.measure_interleaved`). The calibration
-    networks (ones no search chose) give each ms estimator its composition factor from the
-    same session. Returns the results with ``measured_ms`` from the session (the per-run
-    figure kept as ``measured_at_run_ms``) and ``calibrated_ms_<name>`` recomputed, the
-    factors, and the calibration networks' table.
+    networks (ones no search chose) give each ms estimator its composition fit (scale and
+    offset, :func:`~lenna_core.evaluation.composition_factors`) from the same session.
+    Returns the results with ``measured_ms`` from the session (the per-run figure kept as
+    ``measured_at_run_ms``) and ``calibrated_ms_<name>`` recomputed, the fits, and the
+    calibration networks' table.
     """
     derived = [Genotype.from_json(g) for g in results["genotype"]]
     timed = measure_interleaved([*derived, *calibration], target, meter).set_index("genotype")
@@ -155,8 +155,7 @@ def measure_session(results: pd.DataFrame, target: TargetConfig, meter: LatencyM
 
 def evaluate_genotype(genotype: Genotype, splits: DatasetSplits, target: TargetConfig,
                       meter: LatencyMeter, predictors: Mapping[str, LatencyEstimator], *,
-                      overhead_ms: float, composition: Mapping[str, float] | None = None,
-                      seed: int = 0, **train_kwargs) -> dict:
+                      overhead_ms: float, seed: int = 0, **train_kwargs) -> dict:
     """Accuracy after training, measured target latency and each ms estimator's prediction."""
     row = {"genotype": genotype.to_json(),
            **{f"ops/{k}": v for k, v in op_counts(genotype).items()}}
@@ -165,9 +164,6 @@ def evaluate_genotype(genotype: Genotype, splits: DatasetSplits, target: TargetC
     for name, estimator in predictors.items():
         if estimator.unit == "ms":
             row[f"predicted_ms_{name}"] = predicted_ms(estimator, genotype, overhead_ms)
-            if composition and name in composition:
-                row[f"calibrated_ms_{name}"] = predicted_ms(estimator, genotype, overhead_ms,
-                                                            composition[name])
         else:
             row[f"predicted_{estimator.unit}_{name}"] = estimator.predict_genotype(genotype)
     return row

@@ -8,12 +8,12 @@ from lenna_core import DARTS_V1, DARTS_V2, load_dataset
 from lenna_core.estimators import FlopsEstimator, TargetConfig
 from lenna_core.evaluation import (
     LatencyMeter,
+    calibration_genotypes,
     composition_factors,
     measure_interleaved,
     measure_overhead,
     measure_target,
     predicted_ms,
-    random_genotypes,
     train_genotype,
 )
 
@@ -58,23 +58,27 @@ def test_predictions_need_a_latency_unit_and_add_the_overhead():
         predicted_ms(flops, DARTS_V2, 0.5)
 
 
-def test_composition_factor_is_the_median_ratio():
+def test_composition_fit_recovers_scale_and_offset():
     class Fixed(FlopsEstimator):
         unit = "ms"  # a stand-in estimator whose blocks "cost" their MMAC in ms
 
     estimator = Fixed(SMALL)
-    genotypes = random_genotypes(3, seed=0)
-    assert genotypes == random_genotypes(3, seed=0) and genotypes[0] != genotypes[1]
-    measured = {g: 2.0 + i for i, g in enumerate(genotypes)}
-    factors, frame = composition_factors({"fixed": estimator, "flops": FlopsEstimator(SMALL)},
-                                         measured, overhead_ms=0.5)
-    assert list(factors) == ["fixed"]  # only ms estimators get a factor
-    ratios = [(m - 0.5) / estimator.predict_genotype(g) for g, m in measured.items()]
-    assert factors["fixed"] == pytest.approx(sorted(ratios)[1])
-    blocks = estimator.predict_genotype(DARTS_V1)
-    assert predicted_ms(estimator, DARTS_V1, 0.25, factors["fixed"]) == pytest.approx(
-        factors["fixed"] * blocks + 0.25)
-    assert len(frame) == 3
+    genotypes = calibration_genotypes(4, seed=0)
+    assert genotypes == calibration_genotypes(4, seed=0) and len(set(genotypes)) == 4
+    blocks = [estimator.predict_genotype(g) for g in genotypes]
+    assert blocks[0] < blocks[-1]  # the tilt runs from pooling-heavy to convolution-heavy
+    measured = {g: 0.8 * b - 0.3 + 0.5 for g, b in zip(genotypes, blocks)}  # overhead 0.5
+    fits, frame = composition_factors({"fixed": estimator, "flops": FlopsEstimator(SMALL)},
+                                      measured, overhead_ms=0.5)
+    assert list(fits) == ["fixed"]  # only ms estimators get a fit
+    assert fits["fixed"].scale == pytest.approx(0.8) and fits["fixed"].offset == pytest.approx(-0.3)
+    assert predicted_ms(estimator, DARTS_V1, 0.25, fits["fixed"]) == pytest.approx(
+        0.8 * estimator.predict_genotype(DARTS_V1) - 0.3 + 0.25)
+    assert frame["fitted_ms_fixed"].to_numpy() == pytest.approx(list(measured.values()))
+    with pytest.raises(ValueError, match="at least 2"):
+        composition_factors({"fixed": estimator}, dict(list(measured.items())[:1]), 0.0)
+    with pytest.raises(ValueError, match="count=1"):
+        calibration_genotypes(1, seed=0)
 
 
 def test_interleaved_session_times_each_network_once(meter):

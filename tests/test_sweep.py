@@ -105,7 +105,7 @@ def test_interrupted_sweep_does_not_redo_finished_runs(tmp_path, monkeypatch):
 
 def test_measurement_session_retimes_every_network_and_recalibrates():
     from lenna_core import DARTS_V1, DARTS_V2
-    from lenna_core.evaluation import random_genotypes
+    from lenna_core.evaluation import calibration_genotypes
 
     class Fixed(FlopsEstimator):
         unit = "ms"
@@ -116,9 +116,9 @@ def test_measurement_session_retimes_every_network_and_recalibrates():
                                          DARTS_V2.to_json()]})
     meter = LatencyMeter(7.0, passes=3, warmup=1)
     out, factors, table = measure_session(results, target, meter, {"fixed": Fixed(target)},
-                                          0.0, random_genotypes(2, seed=1))
+                                          0.0, calibration_genotypes(2, seed=1))
     assert out["measured_at_run_ms"].tolist() == [1.0, 2.0, 3.0]
     assert out["measured_ms"].iloc[0] == out["measured_ms"].iloc[2]  # one timing per network
     assert (out["measured_ms"] > 0).all() and len(table) == 2
     assert out["calibrated_ms_fixed"].iloc[1] == pytest.approx(
-        factors["fixed"] * Fixed(target).predict_genotype(DARTS_V1))
+        factors["fixed"](Fixed(target).predict_genotype(DARTS_V1)))
