@@ -78,6 +78,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import Markdown, display
 
 from lenna_core.blocks import CellContext
 from lenna_core.book import setup_book
@@ -482,56 +483,81 @@ print(f"chapter ran in {time.perf_counter() - chapter_start:.0f} s; load average
 # %% [markdown]
 # ## What we found
 #
-# The numbers here are this run's, printed above; on this shared two-core machine they move
-# from run to run with the load (the long-run cell prints it), so read them as an example of
-# what the cells compute, not as constants.
+# The numbers below are this run's, computed from the tables above; on this shared two-core
+# machine they move from run to run with the load (the long-run cell prints it), so read
+# them as what the cells measure here, not as constants.
+
+# %% tags=["nbval-ignore-output"]
+def span(values, fmt="{:.2f}"):
+    return f"{fmt.format(min(values))}-{fmt.format(max(values))}"
+
+
+onehot = overview[overview.temperature == 0]
+lenna_blocks = per_block[per_block.rule == reference_rule]
+code_row = pooled.set_index("rule").loc["LENNA (code: x15)"]
+differences = {(r["protocol"], r["cell"]): r["relative_difference"]
+               for r in repeatability["results"]}
+bounds_1 = k_star[f"bound {se_settings[0][0]}+{se_settings[0][1]}"]
+findings = [
+    f"**Between resets, the machine varies as much as the gates do.** At C={C}, "
+    f"{spatial}x{spatial} inputs, batch {batch_size}, a reset's median latency varies across "
+    f"resets with a CV of {span(overview['between resets (CV)'])}; the one-hot blocks, which "
+    f"time the same cell at every reset, vary by {span(onehot['between resets (CV)'])}. "
+    f"Consecutive resets are correlated (lag-1 autocorrelation "
+    f"{span(overview['lag-1 autocorrelation'])}): the machine's speed drifts over seconds. "
+    f"Timings within a reset vary less (CV {span(overview['within a reset (CV)'])}), and a "
+    f"cell's first pass takes {span(overview['first pass / median'])}x its median.",
+    f"**LENNA's rule** stopped after {span(lenna_blocks.resets_mean, '{:.0f}')} resets "
+    f"(mean per block), {lenna_row.passes_mean:.0f} forward passes per label on average "
+    f"({span(lenna_blocks.passes_mean, '{:.0f}')} per block), with a 90th-percentile error of "
+    f"{lenna_row.err_p90:.1%} against its own long-run label "
+    f"({span(100 * lenna_blocks.err_p90, '{:.1f}')}% per block). LENNA's code (patience 15) "
+    f"spends {code_row.passes_mean / lenna_row.passes_mean:.2f}x the passes for a "
+    f"90th-percentile error of {code_row.err_p90:.1%}.",
+    f"**Ten timings per reset is too many.** The best number of timings, k*, is "
+    f"{span(k_star['k* (warm-up only)'], '{:.1f}')} counting only the warm-up pass and "
+    f"{span(k_star['k* (warm-up + build)'], '{:.1f}')} counting the cost of building the "
+    f"cell; a rule that lost nothing to its stopping decision would save at most "
+    f"{span(bounds_1, '{:.1f}')}x with {se_settings[0][0]} timing per reset.",
+    f"**Matched error.** Matched on its own reference only, the cheapest standard-error rule "
+    f"is {best_own.name}: {best_own.passes_mean:.0f} passes per label, {ratio_own:.1f}x fewer "
+    f"than LENNA's. Matched on both references, it is {best.name}: "
+    f"{best.passes_mean:.0f} passes per label ({best.resets_mean:.0f} resets), "
+    f"**{ratio:.1f}x fewer**, with errors {best.err_p90:.1%} / {best.err_common_p90:.1%} "
+    f"against LENNA's {lenna_row.err_p90:.1%} / {lenna_row.err_common_p90:.1%}; "
+    f"{ratio_contiguous:.1f}x when replays read the resets in recorded order.",
+    f"**Live labels** taken minutes after the long runs differ from them by a median of "
+    f"{totals.loc[reference_rule, 'median error']:.0%} (LENNA's rule) and "
+    f"{totals.loc['chosen', 'median error']:.0%} (the chosen rule); the chosen rule spent "
+    f"{totals.loc['chosen', 'forward passes']:,} passes on {len(streams)} labels against "
+    f"LENNA's {totals.loc[reference_rule, 'forward passes']:,}.",
+    f"**Repeatability.** One cell timed in two processes gave medians "
+    f"{differences['sequential', 'normal']:.1%} and {differences['sequential', 'reduction']:.1%} "
+    f"apart when the processes ran one after the other, and "
+    f"{differences['interleaved', 'normal']:.2%} and "
+    f"{differences['interleaved', 'reduction']:.2%} apart when they took turns every "
+    f"{repeatability_chunk} passes.",
+    f"The chapter ran in {time.perf_counter() - chapter_start:.0f} s.",
+]
+display(Markdown("\n".join(f"- {line}" for line in findings)))
+
+# %% [markdown]
+# What these numbers mean:
 #
-# - **Between resets, the machine varies more than the gates do.** At C=16, 16x16 inputs,
-#   batch 1, a reset's median latency varies across resets with a CV of 0.20-0.30 for seven
-#   of the eight blocks (0.60 for one), and the two one-hot blocks, which time the same cell
-#   at every reset, vary as much as the others (0.20 and 0.21). Consecutive resets are
-#   correlated (lag-1 autocorrelation 0.30-0.78): the machine's speed drifts over seconds.
-#   Timings within a reset vary less (CV 0.06-0.12), and a cell's first pass is 11-25%
-#   slower than its median.
-# - **LENNA's rule** stopped after 29-69 resets, 505 forward passes per label on average
-#   (321-761 per block), with a 90th-percentile error of 7.1% against its own long-run label
-#   (5.3-12.5% per block, largest on the block with the largest spread): its stopping time
-#   follows the noise, so it spends without controlling the error. LENNA's code (patience 15)
-#   spends a quarter more for slightly smaller errors.
-# - **Ten timings per reset is too many.** The best number of timings, $k^*$, is 0.5-1.4
-#   counting only the warm-up pass and 1.1-2.9 counting the cost of building the cell.
-# - **Matched error.** With at most the same 90th-percentile error as LENNA's against its
-#   own reference, the cheapest standard-error rule took one timing after one warm-up pass,
-#   at least 30 resets and a 4.0% target: 161 passes per label, **3.1x fewer** (the median
-#   of 3 timings without warm-up: 3.06x). Requiring also the error against the common
-#   reference (median of 10 warm timings) to be no worse than LENNA's, the cheapest is the
-#   median of 2 timings after one warm-up, at least 30 resets, target 3.7%: **246 passes per
-#   label (82 resets), 2.0x fewer**, with errors 6.4% / 8.3% against LENNA's 7.1% / 8.4%.
-#   This is the rule we use. It also saves 2.1x when replays read the resets in recorded
-#   order, where slow drifts double every rule's error. Waiting for at least 30 resets
-#   matters: with 8, the single-timing rule needed 255 passes instead of 161, because a few
-#   similar first resets underestimate the spread and stop the rule too early.
-# - **Why not 3x on both references.** The bound columns show the ceiling: even a rule that
-#   lost nothing to its stopping decision would save only 2.2-4.4x with one timing per reset
-#   and 2.0-2.6x with three after a warm-up, less where timing noise rivals the spread
-#   between resets. Fewer timings per reset buy the saving, and their statistics drift from
-#   the median of ten: a single pass (mean above the median) and a median of three that
-#   includes the cold first pass are both biased upwards. On this machine 3x is reached
-#   for the precision of a label, not for agreeing with the ten-timing median.
-# - **Live labels** taken minutes after the long runs differ from them by a median of 19%
-#   (LENNA's rule) and 7% (the chosen rule), far more than either rule's replay error, and
-#   the chosen rule spent 1,158 passes on eight labels against LENNA's 2,530. On this
-#   machine the drift of its speed, not the stopping rule, limits how well a label is
-#   known; labels meant to be compared should be measured close together in time.
+# - LENNA's stopping time follows the noise: the rule spends without controlling the error,
+#   and on this machine the drift of its speed, not the stopping rule, limits how well a
+#   label is known. Labels meant to be compared should be measured close together in time.
+# - Fewer timings per reset buy the saving, and their statistics drift from the median of
+#   ten: a single pass (mean above the median) and a median of three that includes the cold
+#   first pass are both biased upwards, which is why matching on both references saves less
+#   than matching on a label's own precision. Waiting for a minimum number of resets
+#   matters: a few similar first resets underestimate the spread and stop a rule too early.
 # - **What the reference dataset does about it.** Because the drift is shared by everything
 #   timed at the same moment, chapter 3's labels time a fixed reference cell right after each
 #   sampled cell and average the *ratio* (times the reference's calibrated latency), with the
 #   standard-error rule on the ratios: one timing per reset, no warm-up (the ops are warmed
 #   once per block), at least 8 resets, target 4%. On this CPU that brought two independent
-#   labellings of the same blocks from 19-22% apart to about 5% (see chapter 3's noise floor).
-#   The rule above is the best one for plain timings; with the ratio, fewer resets suffice.
-# - **Repeatability.** One cell timed in two processes (pinned to one core, one thread, 20
-#   warm-up passes, 500 timed passes each) gave medians 3.4% and 3.6% apart when the
-#   processes ran one after the other, and 0.08% and 0.40% apart when they took turns every
-#   5 passes: interleaving is what brings two processes within 3%.
-# - The chapter ran in 134 s.
+#   labellings of the same blocks to about 5% apart (chapter 3's noise floor). The rule above
+#   is the best one for plain timings; with the ratio, fewer resets suffice.
+# - Interleaving is what brings two processes within a few percent: chapter 5 times the
+#   networks it compares in one interleaved session for the same reason.
