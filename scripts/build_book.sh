@@ -6,5 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_venv.sh
-export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+# No MPLBACKEND here: the kernels must keep matplotlib-inline, or plt.show() draws nothing
+# and the notebooks (and the rendered book) lose every figure.
+export PATH="$PWD/.venv/bin:$PATH" PYDEVD_DISABLE_FILE_VALIDATION=1
 exec python scripts/build_book.py "$@"

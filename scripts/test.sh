@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_venv.sh
 bash scripts/ensure_chromium.sh
-export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+# No MPLBACKEND here: the kernels must keep matplotlib-inline, or plt.show() draws nothing
+# and the notebooks (and the rendered book) lose every figure.
+export PATH="$PWD/.venv/bin:$PATH" PYDEVD_DISABLE_FILE_VALIDATION=1
 
 ruff check .
 python -m pytest tests --ignore=tests/browser "$@"

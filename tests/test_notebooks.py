@@ -37,3 +37,13 @@ def test_notebook_is_executed_with_one_parameters_cell(source: Path):
     assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "each chapter has exactly one cell tagged 'parameters'"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_keeps_its_figures(source: Path):
+    # A kernel started with MPLBACKEND=Agg runs plt.show() silently: the chapter still
+    # executes, but the notebook and the rendered book lose every figure.
+    executed = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    images = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert images, f"{source.with_suffix('.ipynb').name} holds no figure output"
