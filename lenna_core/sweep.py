@@ -53,8 +53,13 @@ class SweepPoint:
 def sweep_points(lams: Mapping[str, Sequence[float]], seeds: Sequence[int],
                  penalty: str = "linear") -> list[SweepPoint]:
     """Plain DARTS (lambda 0) once per seed, then every estimator at each of its lambdas > 0."""
-    if not seeds:
-        raise ValueError("seeds is empty: give at least one seed")
+    if isinstance(seeds, str) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds={seeds!r}: give a non-empty list of integers >= 0 (with "
+                         "papermill, a list goes in as YAML: -y 'seeds: [0, 1]')")
+    if not isinstance(lams, Mapping):
+        raise ValueError(f"lambdas={lams!r}: give a dict from estimator name to a list of "
+                         "lambdas, e.g. {'mlp': [0.3, 1.0]}")
     points = [SweepPoint(BASELINE, penalty, 0.0, seed) for seed in seeds]
     for name, values in lams.items():
         for lam in values:
@@ -249,9 +254,13 @@ def describe_sweep(config: SearchConfig, target: TargetConfig, evaluation: Mappi
 def findings(summary: pd.DataFrame, errors: pd.DataFrame, tolerance: float = 1.0) -> list[str]:
     """The chapter's conclusions as sentences, with the numbers of this sweep."""
     base = summary[summary["estimator"] == BASELINE].iloc[0]
-    lines = [f"Plain DARTS (lambda 0): {base['acc_mean']:.2f} ± {base['acc_std']:.2f}% test "
-             f"accuracy, {base['latency_mean']:.1f} ± {base['latency_std']:.1f} ms measured "
-             f"(mean ± std over {int(base['seeds'])} seeds)."]
+    if base["seeds"] > 1:
+        lines = [f"Plain DARTS (lambda 0): {base['acc_mean']:.2f} ± {base['acc_std']:.2f}% test "
+                 f"accuracy, {base['latency_mean']:.1f} ± {base['latency_std']:.1f} ms "
+                 f"measured (mean ± std over {int(base['seeds'])} seeds)."]
+    else:
+        lines = [f"Plain DARTS (lambda 0): {base['acc_mean']:.2f}% test accuracy, "
+                 f"{base['latency_mean']:.1f} ms measured (one seed: no spread to show)."]
     best = best_at_matched_accuracy(summary, tolerance)
     for name in summary.loc[summary["estimator"] != BASELINE, "estimator"].unique():
         match = best[best["estimator"] == name]

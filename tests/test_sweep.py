@@ -13,6 +13,7 @@ from lenna_core.evaluation import LatencyMeter
 from lenna_core.search import SearchConfig
 from lenna_core.sweep import (
     best_at_matched_accuracy,
+    findings,
     measure_session,
     pareto_mask,
     prediction_errors,
@@ -30,8 +31,11 @@ def test_grid_has_one_baseline_per_seed_and_validates_lambda():
     assert len(ids) == len(set(ids)) == 2 + 2 * 2 + 2  # flops lam 0 is the baseline itself
     with pytest.raises(ValueError, match="lam=-1"):
         sweep_points({"mlp": [-1.0]}, seeds=[0])
-    with pytest.raises(ValueError, match="seeds is empty"):
-        sweep_points({"mlp": [1.0]}, seeds=[])
+    for seeds in ([], "[0]", [0, -1], [1.5]):
+        with pytest.raises(ValueError, match="seeds="):
+            sweep_points({"mlp": [1.0]}, seeds=seeds)
+    with pytest.raises(ValueError, match="lambdas="):
+        sweep_points([1.0], seeds=[0])
 
 
 def test_pareto_mask():
@@ -122,3 +126,13 @@ def test_measurement_session_retimes_every_network_and_recalibrates():
     assert (out["measured_ms"] > 0).all() and len(table) == 2
     assert out["calibrated_ms_fixed"].iloc[1] == pytest.approx(
         factors["fixed"](Fixed(target).predict_genotype(DARTS_V1)))
+
+
+def test_findings_state_the_matched_setting_and_the_errors():
+    results = fake_results()
+    lines = findings(summarise(results), prediction_errors(results), tolerance=1.0)
+    assert lines[0].startswith("Plain DARTS (lambda 0): 97.10 ± 0.10% test accuracy, 31.0")
+    assert any(line.startswith("mlp: at lambda 1 the cells run 32.3% faster") for line in lines)
+    assert any("mlp (calibrated): median |predicted - measured|" in line for line in lines)
+    single = results[results["seed"] == 0]
+    assert "one seed" in findings(summarise(single), prediction_errors(single))[0]
