@@ -1,0 +1,300 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Latency-aware DARTS
+#
+# **What this chapter answers.** Does adding `lambda * E[latency]` to the DARTS architecture
+# loss find cells that run faster on this machine at (nearly) the same accuracy? Does LENNA's
+# MLP penalty do better than the lookup-table penalty of ProxylessNAS or a FLOPs proxy? And
+# does the latency the estimator promises match the latency of the network finally built?
+#
+# Each search runs on the embedded digits task (a small proxy supernet), but its latency
+# term is evaluated for a **target network**: the DARTS CIFAR search network (16 channels,
+# 8 cells, 32x32 input, batch 1) on this CPU, the configuration the latency dataset of
+# chapter 3 covers. The architecture loss is `CE + lambda * E / E0` (`E0`: the estimate at
+# the search's start), so one lambda means the same for the three estimators. Every derived
+# genotype is then trained from scratch and tested, and the target network with its cells is
+# timed with the profiler, in the same reference-cell units as the dataset's labels.
+#
+# | parameter | meaning | unit / range |
+# |---|---|---|
+# | `seed` | seed of the calibration networks and of the book set-up | integer >= 0 |
+# | `seeds` | search (and training) seeds of every setting | list of integers >= 0 |
+# | `lambdas` | latency weights per estimator (`mlp`, `lookup_table`, `flops`); lambda 0 is always run | dict of lists of numbers >= 0 |
+# | `penalty` | how CE and the estimate combine | `linear`, `multiplicative`, `hinge` |
+# | `dataset`, `data_root` | search task; `cifar10` needs `data_root` with `cifar-10-batches-py` | `digits` or `cifar10`; path |
+# | `search_C`, `search_layers` | proxy supernet: initial channels and cells | integers >= 1 (C even) |
+# | `search_epochs`, `search_batch_size` | search length and batch | integers >= 1 |
+# | `search_mode` | supernet mode (`binary` needs many more steps to train its weights) | `softmax` or `binary` |
+# | `weight_lr` | SGD learning rate of the supernet weights, cosine-annealed (DARTS: 0.025) | > 0 |
+# | `arch_lr` | Adam learning rate of the alphas (DARTS: 3e-4 over 50 epochs) | > 0 |
+# | `max_skip` | skip connections kept per derived cell (None: no cap) | integer >= 0 or None |
+# | `search_device` | where the search and the training run | `cpu`, `cuda` |
+# | `target_C`, `target_layers`, `target_image_size`, `target_batch_size` | the network the latency is for | integers (image size divisible by 4) |
+# | `eval_C`, `eval_layers`, `eval_epochs` | network trained from scratch on the task per genotype | integers >= 1 |
+# | `latency_device` | where latency is measured: the device the latency models were fit on | `cpu`, `cuda` |
+# | `latency_passes` | timed passes (rounds) per network, each followed by a reference-cell pass | integer >= 3 |
+# | `calibration_networks` | random networks timed with the derived ones, to calibrate block sums to whole networks | integer >= 2 |
+# | `mlp_path`, `op_table_path`, `dataset_path` | chapter 4's MLP, chapter 1's op table, chapter 3's dataset | paths relative to `book/` |
+# | `runs_dir` | search folders and `results.csv`; an interrupted run resumes from here | path |
+# | `results_path` | copy of the results table for the results page | CSV path |
+# | `figures_dir` | where figures are written, relative to `book/` | path |
+
+# %% tags=["parameters"]
+seed = 0
+seeds = [0, 1, 2]
+lambdas = {"mlp": [0.3, 1.0], "lookup_table": [1.0], "flops": [1.0]}
+penalty = "linear"
+dataset = "digits"
+data_root = None
+search_C = 8
+search_layers = 3
+search_epochs = 2
+search_batch_size = 64
+search_mode = "softmax"
+weight_lr = 0.05
+arch_lr = 0.01
+max_skip = 2
+search_device = "cpu"
+target_C = 16
+target_layers = 8
+target_image_size = 32
+target_batch_size = 1
+eval_C = 8
+eval_layers = 5
+eval_epochs = 4
+latency_device = "cpu"
+latency_passes = 20
+calibration_networks = 6
+mlp_path = "../data/mlp_latency"
+op_table_path = "../data/op_latency_table.csv"
+dataset_path = "../data/latency_dataset.csv"
+runs_dir = "../runs/05_sweep"
+results_path = "../data/search_results.csv"
+figures_dir = "../figures"
+
+# %%
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from lenna_core import DARTS_SPACE as config_space
+from lenna_core import Genotype, load_dataset
+from lenna_core import sweep as sw
+from lenna_core.book import setup_book
+from lenna_core.dataset import read_metadata
+from lenna_core.estimators import (
+    FlopsEstimator,
+    LookupTableEstimator,
+    MLPEstimator,
+    TargetConfig,
+)
+from lenna_core.evaluation import LatencyMeter, calibration_genotypes, measure_overhead
+from lenna_core.lookup_table import OpLatencyTable
+from lenna_core.mlp_model import MLPLatency
+from lenna_core.plotting import draw_cell
+from lenna_core.profiler import machine_fingerprint
+from lenna_core.search import SearchConfig
+from lenna_core.search_plots import plot_pareto, plot_prediction_parity
+
+run = setup_book(seed, figures_dir=figures_dir)
+figures = Path(figures_dir)
+
+# %% [markdown]
+# ## The search, the target and the three estimators
+#
+# The settings are checked before anything runs: a lambda below zero, an unknown penalty or
+# an inconsistent search configuration stops here with the parameter named.
+
+# %%
+points = sw.sweep_points(lambdas, seeds, penalty)
+config = SearchConfig(dataset=dataset, data_root=data_root, C=search_C, layers=search_layers,
+                      epochs=search_epochs, batch_size=search_batch_size, mode=search_mode,
+                      weight_lr=weight_lr, arch_lr=arch_lr, max_skip=max_skip, device=search_device)
+target = TargetConfig(target_C, target_layers, target_image_size, target_batch_size)
+estimators = {
+    "mlp": MLPEstimator(MLPLatency.load(mlp_path), target),
+    "lookup_table": LookupTableEstimator(OpLatencyTable.from_csv(op_table_path), target),
+    "flops": FlopsEstimator(target),
+}
+splits = load_dataset(dataset, data_root, seed=config.split_seed)
+print(f"{len(points)} searches: {len(seeds)} seeds x "
+      f"{1 + sum(len([x for x in v if x > 0]) for v in lambdas.values())} settings")
+print(f"task {splits.name}: {len(splits.train)} train / {len(splits.val)} val / "
+      f"{len(splits.test)} test images; target {target.to_dict()}, "
+      f"{len(estimators['mlp'].contexts)} blocks")
+uniform = torch.zeros(config_space.num_edges, config_space.num_ops)
+for name, estimator in estimators.items():
+    print(f"{name:>12}: estimate at uniform alphas {float(estimator(uniform, uniform)):.2f} "
+          f"{estimator.unit}")
+
+# %%
+print(sw.describe_sweep(config, target, {"C": eval_C, "layers": eval_layers,
+                                         "epochs": eval_epochs}))
+
+# %% [markdown]
+# The stem, pooling and classifier of the target network are the same for every genotype;
+# they are timed once and added to every estimate of a derived network.
+
+# %% tags=["nbval-ignore-output"]
+reference_ms = read_metadata(dataset_path)["settings"]["rule"]["reference_ms"]
+meter = LatencyMeter(reference_ms, passes=latency_passes, device=latency_device)
+overhead_ms = measure_overhead(target, meter)
+print(f"reference cell {reference_ms:.3f} ms (from {Path(dataset_path).name}); "
+      f"stem + head {overhead_ms:.3f} ms")
+
+# %% [markdown]
+# ## The sweep
+#
+# Every search has its own folder under `runs_dir` (config, per-epoch log and genotypes,
+# checkpoints); `results.csv` gets one row per evaluated run. Interrupt the cell and run it
+# again: it resumes the search it was in and skips the finished ones.
+
+# %% tags=["nbval-ignore-output"]
+started = time.perf_counter()
+results = sw.run_sweep(points, config, estimators, runs_dir, splits=splits, meter=meter,
+                       target=target, overhead_ms=overhead_ms,
+                       evaluation={"C": eval_C, "layers": eval_layers, "epochs": eval_epochs,
+                                   "device": search_device},
+                       progress=False, report=True)
+print(f"{len(results)} runs in {time.perf_counter() - started:.0f} s")
+results[["run_id", "test_acc", "measured_ms", "predicted_ms_mlp", "predicted_ms_lookup_table",
+         "search_seconds", "train_seconds"]].round(2)
+
+# %% [markdown]
+# What the searches chose is deterministic on the CPU for a given seed: the number of
+# parametric (convolution) edges per derived cell and the test accuracy of each run.
+
+# %%
+convs = results["genotype"].map(lambda g: sum("conv" in op for op, _ in
+                                              Genotype.from_json(g).normal))
+print(results.assign(normal_convs=convs)[["run_id", "normal_convs", "test_acc"]]
+      .round(1).to_string(index=False))
+
+# %% [markdown]
+# ## One measurement session
+#
+# The runs above were timed minutes apart, and this machine's speed drifts by more than the
+# differences we want to compare (chapter 2). So every derived network is timed again in one
+# session, the networks taking turns pass by pass, each pass followed by a reference-cell
+# pass; these are the latencies compared below. The session also times a few networks with
+# random cells (no search picked them; tilted from pooling-heavy to convolution-heavy so
+# they span cheap and costly cells). The latency models were fit on blocks timed one at a
+# time, each timing paying its own call overhead; in a network the blocks run back to back.
+# A line fitted through those networks, measured cells = scale x (sum of block estimates)
+# + offset, is each ms estimator's *composition*. It does not change a search (a scale
+# cancels in the penalty's ratio to the starting estimate, an offset has no gradient); it
+# only matters for predicting the latency of a finished network.
+
+# %% tags=["nbval-ignore-output"]
+results, composition, calibration = sw.measure_session(
+    results, target, meter, estimators, overhead_ms,
+    calibration_genotypes(calibration_networks, seed))
+for name, fit in composition.items():
+    print(f"{name}: measured cells = {fit.scale:.3f} x (sum of block estimates) "
+          f"{fit.offset:+.2f} ms")
+calibration.drop(columns="genotype").round(3)
+
+# %%
+print("networks timed in the session:", results["genotype"].nunique() + len(calibration),
+      "| calibrated estimators:", sorted(composition))
+
+# %% [markdown]
+# ## Accuracy against measured latency
+#
+# Means and standard deviations over seeds per setting; lambda 0 is plain DARTS. Latency
+# changes are relative to plain DARTS's mean.
+
+# %% tags=["nbval-ignore-output"]
+summary = sw.summarise(results)
+summary.round(2)
+
+# %% tags=["nbval-ignore-output"]
+fig = plot_pareto(results, summary, title=f"Accuracy vs latency on this CPU ({penalty} penalty, "
+                  f"{len(seeds)} seeds)")
+fig.savefig(figures / "05_pareto.png")
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+matched = sw.best_at_matched_accuracy(summary, tolerance=1.0)
+matched[["estimator", "lam", "acc_mean", "acc_change", "latency_mean",
+         "latency_change_pct"]].round(2)
+
+# %% [markdown]
+# ## The cells
+#
+# Plain DARTS and the strongest MLP penalty, first seed.
+
+# %%
+shown = [f"{sw.BASELINE}-{penalty}-lam0-seed{seeds[0]}"]
+if lambdas.get("mlp"):
+    shown.append(f"mlp-{penalty}-lam{max(lambdas['mlp']):g}-seed{seeds[0]}")
+fig, axes = plt.subplots(len(shown), 2, figsize=(16, 4.2 * len(shown)), squeeze=False)
+for row, run_id in zip(axes, shown):
+    genotype = sw.genotype_of(results, run_id)
+    for ax, reduction in zip(row, (False, True)):
+        draw_cell(genotype, reduction=reduction, ax=ax,
+                  title=f"{run_id}: {'reduction' if reduction else 'normal'} cell")
+fig.savefig(figures / "05_cells.png")
+plt.show()
+for run_id in shown:
+    print(run_id, sw.genotype_of(results, run_id).to_json())
+
+# %% [markdown]
+# ## Predicted against measured latency
+#
+# Each derived network's latency as the estimators predict it (their blocks plus the
+# measured stem and head; raw, and through the composition fit) against its measured latency.
+
+# %% tags=["nbval-ignore-output"]
+errors = sw.prediction_errors(results)
+fig = plot_prediction_parity(results)
+fig.savefig(figures / "05_prediction.png")
+plt.show()
+errors.round(2)
+
+# %% [markdown]
+# One search's log: per epoch, the CE of both splits, the latency term, the estimate under
+# the alphas and for the derived cells, and the ops the derived cells use.
+
+# %% tags=["nbval-ignore-output"]
+pd.read_csv(Path(runs_dir) / shown[-1] / "log.csv").round(3).T
+
+# %%
+Path(results_path).parent.mkdir(parents=True, exist_ok=True)
+machine = machine_fingerprint(latency_device)
+results.assign(device_name=machine["device_name"], torch=machine["torch"]).to_csv(
+    results_path, index=False)
+print("results written:", Path(results_path).name, len(results), "rows")
+
+# %% [markdown]
+# ## What we found
+
+# %% tags=["nbval-ignore-output"]
+display(Markdown("\n".join(f"- {line}" for line in sw.findings(summary, errors))))
+
+# %% [markdown]
+# How to read these lines. The searches are short and the digits task is easy, so the
+# accuracy of a setting moves by about a point from seed to seed; compare means, and read
+# "within 1 point" as "no loss this sweep can detect". Every penalty pulls the cells towards
+# pooling and skip connections; the lookup table's pull is as good as the MLP's here, because
+# on this CPU a cell's latency is close to a calibrated sum of its ops (chapters 1 and 4).
+# For the same reason the calibrated table predicts a finished network better than the MLP:
+# the MLP was fit on blocks timed one at a time, and its errors do not cancel when eight of
+# them are summed into a network.
+

@@ -1,0 +1,129 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Results
+#
+# **What this page answers.** The book's headline numbers in one place, read from the files
+# the chapters wrote: how well the latency predictors of chapter 4 do next to the published
+# anchors, and the accuracy/latency front of the searches of chapter 5, with the machine
+# they were measured on. Nothing is computed here that a chapter did not compute.
+#
+# | parameter | meaning | unit / range |
+# |---|---|---|
+# | `predictor_metrics_path` | chapter 4's comparison table | CSV path |
+# | `search_results_path` | chapter 5's table of runs | CSV path |
+# | `dataset_path` | the latency dataset (its metadata names the machine) | CSV path |
+# | `tolerance` | accuracy loss (points) accepted as "matched" | number >= 0 |
+# | `figures_dir` | where figures are written, relative to `book/` | path |
+
+# %% tags=["parameters"]
+predictor_metrics_path = "../data/predictor_metrics.csv"
+search_results_path = "../data/search_results.csv"
+dataset_path = "../data/latency_dataset.csv"
+tolerance = 1.0
+figures_dir = "../figures"
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from lenna_core import sweep as sw
+from lenna_core.book import setup_book
+from lenna_core.dataset import read_metadata
+from lenna_core.search_plots import plot_pareto
+
+run = setup_book(0, figures_dir=figures_dir)
+figures = Path(figures_dir)
+
+# %% [markdown]
+# ## The machine
+#
+# Every latency in the book was measured on this machine, one thread, batch size 1, in
+# milliseconds scaled by the reference cell (chapter 3).
+
+# %%
+machine = read_metadata(dataset_path)["machine"]
+search = pd.read_csv(search_results_path)
+pd.Series({"CPU": machine["cpu_model"], "cores": machine["cpu_count"],
+           "torch": machine["torch"], "python": machine["python"],
+           "platform": machine["platform"],
+           "search results measured on": ", ".join(search["device_name"].unique()),
+           "target input (batch x C x H x W)": ", ".join(search["target_input"].unique())},
+          name="value").to_frame()
+
+# %% [markdown]
+# ## Predicting block latency (chapter 4)
+#
+# Our models on 600 held-out blocks of the reference dataset, next to what the literature
+# reports for its own predictors and devices (not the same task: the anchors predict whole
+# models on phones and GPUs, ours predict the expected latency of a block under binary gates
+# on a noisy 2-core CPU, whose noise floor is the last line of our table).
+
+# %%
+ours = pd.read_csv(predictor_metrics_path, index_col="model")
+ours[["rmse_ms", "mape_pct", "within_10_pct", "kendall_tau", "spearman"]].round(3)
+
+# %%
+anchors = pd.DataFrame([
+    ("nn-Meter (MobiSys 2021)", "models on a mobile CPU", "99.0% within ±10%"),
+    ("LitePred (NSDI 2024)", "models, 85 edge platforms", "99.3% within ±10% (mean)"),
+    ("HELP (NeurIPS 2021)", "models, new device, 10 samples", "Spearman 0.93"),
+    ("LA-DNAS (arXiv 2001.06392)", "architectures on a Tesla P100", "relative error < 10%"),
+    ("LENNA (2020), LightGBM", "blocks on an RTX 2060 SUPER", "RMSE ~19.9 ms on ~188 ms blocks"),
+], columns=["predictor", "what is predicted", "reported"])
+mlp = ours.loc["MLP"]
+anchors.loc[len(anchors)] = ("this book, MLP", "expected block latency on this CPU",
+                             f"{mlp['within_10_pct']:.1f}% within ±10%, MAPE "
+                             f"{mlp['mape_pct']:.2f}%, Kendall tau {mlp['kendall_tau']:.3f}")
+anchors
+
+# %% [markdown]
+# ## Latency-aware search (chapter 5)
+
+# %% tags=["nbval-ignore-output"]
+summary = sw.summarise(search)
+fig = plot_pareto(search, summary, title="Accuracy vs measured latency of the target network")
+fig.savefig(figures / "06_pareto.png")
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+summary[["estimator", "lam", "seeds", "acc_mean", "acc_std", "latency_mean", "latency_std",
+         "latency_change_pct", "acc_change", "pareto"]].round(2)
+
+# %% [markdown]
+# ## Headline numbers
+
+# %% tags=["nbval-ignore-output"]
+errors = sw.prediction_errors(search)
+for line in sw.findings(summary, errors, tolerance):
+    print("-", line)
+
+# %% [markdown]
+# ## References
+#
+# - H. Liu, K. Simonyan, Y. Yang. *DARTS: Differentiable Architecture Search.* ICLR 2019.
+# - H. Cai, L. Zhu, S. Han. *ProxylessNAS: Direct Neural Architecture Search on Target Task
+#   and Hardware.* ICLR 2019.
+# - LENNA: *Latency Estimation for Neural Network Architecture*, Yonsei University, 2020 (the
+#   project this book re-implements).
+# - Y. Xu et al. *Latency-Aware Differentiable Neural Architecture Search* (LA-DNAS).
+#   arXiv:2001.06392.
+# - L. L. Zhang et al. *nn-Meter: Towards Accurate Latency Prediction of Deep-Learning Model
+#   Inference on Diverse Edge Devices.* MobiSys 2021.
+# - H. Lee, S. Lee, S. Chong, S. J. Hwang. *HELP: Hardware-Adaptive Efficient Latency
+#   Prediction for NAS via Meta-Learning.* NeurIPS 2021.
+# - X. Chen et al. *P-DARTS: Bridging the Depth Gap between Search and Evaluation* (the cap
+#   on skip connections). ICCV 2019.
