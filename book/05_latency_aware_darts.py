@@ -196,8 +196,8 @@ print(results.assign(normal_convs=convs)[["run_id", "normal_convs", "test_acc"]]
 # random cells (no search picked them; tilted from pooling-heavy to convolution-heavy so
 # they span cheap and costly cells). The latency models were fit on blocks timed one at a
 # time, each timing paying its own call overhead; in a network the blocks run back to back.
-# A line fitted through those networks, measured cells = scale x (sum of block estimates)
-# + offset, is each ms estimator's *composition*. It does not change a search (a scale
+# A line fitted through those networks (measured cells = scale x sum of block estimates +
+# offset) is each ms estimator's *composition*. It does not change a search (a scale
 # cancels in the penalty's ratio to the starting estimate, an offset has no gradient); it
 # only matters for predicting the latency of a finished network.
 
