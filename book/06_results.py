@@ -70,7 +70,9 @@ pd.Series({"CPU": machine["cpu_model"], "cores": machine["cpu_count"],
 # Our models on 600 held-out blocks of the reference dataset, next to what the literature
 # reports for its own predictors and devices (not the same task: the anchors predict whole
 # models on phones and GPUs, ours predict the expected latency of a block under binary gates
-# on a noisy 2-core CPU, whose noise floor is the last line of our table).
+# on a noisy 2-core CPU). The last two lines of our table bound what any model can show on
+# these labels: the agreement of two labellings of the same blocks, and the expected score of
+# a perfect predictor against one labelling.
 
 # %%
 ours = pd.read_csv(predictor_metrics_path, index_col="model")

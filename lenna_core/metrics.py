@@ -42,3 +42,30 @@ def noise_floor(first: Sequence[float], second: Sequence[float]) -> dict[str, fl
     figures bound what a latency model can reach on this data.
     """
     return latency_metrics(first, second)
+
+
+def perfect_predictor_ceiling(first: Sequence[float], second: Sequence[float],
+                              y_true: Sequence[float], draws: int = 200,
+                              seed: int = 0) -> dict[str, float]:
+    """Expected metrics of an error-free model scored against one noisy labelling of ``y_true``.
+
+    The noise of one label is estimated from two labellings of the same blocks: their log
+    ratio is the difference of two independent noises, so one label's log noise is that ratio
+    divided by sqrt(2), with a random sign. Each draw perturbs ``y_true`` with resampled noise
+    and scores the unperturbed values against it; the result is the mean over draws. This is
+    the best any predictor can expect on ``y_true``, metric by metric.
+    """
+    a, b = _as_arrays(first, second)
+    if (b <= 0).any():
+        raise ValueError("second must be positive: the noise is estimated from log ratios")
+    truth = np.asarray(y_true, dtype=float)
+    _as_arrays(truth, truth)
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws={draws!r}: must be a positive integer")
+    log_noise = np.log(a / b) / np.sqrt(2)
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(draws):
+        noise = rng.choice(log_noise, size=truth.size) * rng.choice([-1.0, 1.0], size=truth.size)
+        scores.append(latency_metrics(truth * np.exp(noise), truth))
+    return {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}

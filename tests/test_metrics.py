@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from lenna_core.metrics import latency_metrics, noise_floor
+from lenna_core.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
 
 
 def test_metrics_of_a_known_example():
@@ -36,3 +37,36 @@ def test_noise_floor_of_identical_measurements_is_perfect():
 def test_bad_inputs(t, p, match):
     with pytest.raises(ValueError, match=match):
         latency_metrics(t, p)
+
+
+def test_ceiling_without_label_noise_is_a_perfect_score():
+    truth = np.linspace(1.0, 10.0, 50)
+    m = perfect_predictor_ceiling(truth, truth, truth, draws=3)
+    assert m["mape_pct"] == 0.0 and m["within_10_pct"] == 100.0
+    assert m["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_ceiling_recovers_the_error_of_known_gaussian_label_noise():
+    rng = np.random.default_rng(1)
+    sigma, truth = 0.05, rng.uniform(1.0, 20.0, 4000)
+    first = truth * np.exp(sigma * rng.standard_normal(truth.size))
+    second = truth * np.exp(sigma * rng.standard_normal(truth.size))
+    m = perfect_predictor_ceiling(first, second, truth, draws=5, seed=2)
+    # One label off by exp(sigma z): mean |exp(sigma z) - 1| ~ sigma sqrt(2 / pi) = 3.99%,
+    # while two labellings disagree by about sqrt(2) times that.
+    assert m["mape_pct"] == pytest.approx(100 * sigma * math.sqrt(2 / math.pi), rel=0.05)
+    assert m["mape_pct"] < noise_floor(first, second)["mape_pct"] / 1.3
+    assert m["within_10_pct"] == pytest.approx(100 * 0.954, abs=1.5)  # P(|z| < ~1.95)
+
+
+def test_ceiling_is_seeded():
+    first, second, truth = [1.0, 2.0, 3.1, 4.0], [1.1, 1.9, 3.0, 4.2], [1.0, 2.0, 3.0, 4.0]
+    one = perfect_predictor_ceiling(first, second, truth, draws=4, seed=7)
+    assert one == perfect_predictor_ceiling(first, second, truth, draws=4, seed=7)
+    assert one != perfect_predictor_ceiling(first, second, truth, draws=4, seed=8)
+
+
+@pytest.mark.parametrize("draws", [0, -1, 2.5, True])
+def test_ceiling_rejects_bad_draws(draws):
+    with pytest.raises(ValueError, match="draws"):
+        perfect_predictor_ceiling([1.0, 2.0], [1.0, 2.0], [1.0, 2.0], draws=draws)
