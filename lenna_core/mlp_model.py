@@ -5,6 +5,12 @@ are standardised and the target is log(ms), standardised, both inside the model;
 stops early on a seeded validation split. :meth:`MLPLatency.as_module` returns a frozen
 ``nn.Module`` with all scaling folded in that maps architecture probabilities (and the fixed
 block contexts) to milliseconds, differentiably, for the search loss.
+
+With ``prior=`` an :class:`~lenna_core.lookup_table.OpLatencyTable`, the MLP learns a
+correction to the lookup table instead of the whole latency: the target is the log ratio of
+the measured latency to the table's expectation with a scale and offset fitted on the
+training rows. The table carries what is additive about a block (which op sits on which
+edge); the MLP what is not.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ from torch import nn
 
 from .blocks import CellContext
 from .encoder import BlockEncoder, context_vector, edge_macs, encode, feature_names
+from .lookup_table import LookupTableModel, MissingLatencyError, OpLatencyTable
 from .profiler import machine_fingerprint
 from .search_space import DARTS_SPACE, SearchSpace
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds the lookup-table prior; version 1 files have none
+READABLE_VERSIONS = (1, 2)
 #: Block properties whose training range is recorded, so a search can warn outside it.
 RANGE_COLUMNS = ("C", "spatial", "batch_size")
 
@@ -41,12 +49,17 @@ def _network(n_in: int, hidden: Sequence[int]) -> nn.Sequential:
 
 
 class LatencyModule(nn.Module):
-    """Frozen MLP with its scaling folded in: block features -> latency in ms."""
+    """Frozen MLP with its scaling folded in: block features -> latency in ms.
+
+    With ``corrects_prior``, the MLP's output is a factor on a prior latency (the calibrated
+    lookup table's), which every call must then pass as ``prior_ms``.
+    """
 
     def __init__(self, net: nn.Sequential, x_mean: torch.Tensor, x_scale: torch.Tensor,
-                 y_mean: float, y_scale: float, space: SearchSpace) -> None:
+                 y_mean: float, y_scale: float, space: SearchSpace,
+                 corrects_prior: bool = False) -> None:
         super().__init__()
-        self.net, self.space = net, space
+        self.net, self.space, self.corrects_prior = net, space, corrects_prior
         self.register_buffer("x_mean", x_mean)
         self.register_buffer("x_scale", x_scale)
         self.y_mean, self.y_scale = y_mean, y_scale
@@ -54,28 +67,38 @@ class LatencyModule(nn.Module):
             p.requires_grad_(False)
         self.eval()
 
-    def forward_features(self, features: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, features: torch.Tensor,
+                         prior_ms: torch.Tensor | None = None) -> torch.Tensor:
         """Latency (ms) of each row of already encoded features (N, n_features)."""
         if features.dim() != 2 or features.size(1) != self.x_mean.numel():
             raise ValueError(f"features of shape {tuple(features.shape)}: this model takes "
                              f"(N, {self.x_mean.numel()}) (see lenna_core.encoder)")
         z = self.net((features - self.x_mean) / self.x_scale).squeeze(1)
-        return torch.exp(z * self.y_scale + self.y_mean)
+        factor = torch.exp(z * self.y_scale + self.y_mean)
+        if not self.corrects_prior:
+            return factor
+        if prior_ms is None or prior_ms.shape != factor.shape:
+            raise ValueError("this model corrects the lookup table: pass prior_ms, the "
+                             "table's calibrated expectation (ms) of each of the "
+                             f"{factor.numel()} rows, or use MLPLatency.predict / as_module"
+                             "(contexts), which compute it")
+        return factor * prior_ms.to(factor.dtype)
 
     def forward(self, context_features: torch.Tensor, probs: torch.Tensor,
-                macs: torch.Tensor) -> torch.Tensor:
+                macs: torch.Tensor, prior_ms: torch.Tensor | None = None) -> torch.Tensor:
         """Latency (ms) of N blocks from their contexts and probabilities (N, edges, ops)."""
         shape = (self.space.num_edges, self.space.num_ops)
         if probs.dim() != 3 or tuple(probs.shape[1:]) != shape:
             raise ValueError(f"probs of shape {tuple(probs.shape)}: expected (N, {shape[0]}, "
                              f"{shape[1]}) for this model's search space")
-        return self.forward_features(encode(context_features, probs, macs))
+        return self.forward_features(encode(context_features, probs, macs), prior_ms)
 
 
 class BlocksLatency(nn.Module):
     """Predicted latency (ms) of fixed blocks, as a function of their probabilities only."""
 
-    def __init__(self, model: LatencyModule, contexts: Sequence[CellContext]) -> None:
+    def __init__(self, model: LatencyModule, contexts: Sequence[CellContext],
+                 prior: LookupTableModel | None = None) -> None:
         super().__init__()
         self.model, self.contexts = model, list(contexts)
         dtype = model.x_mean.dtype
@@ -83,13 +106,32 @@ class BlocksLatency(nn.Module):
             np.stack([context_vector(c) for c in contexts]), dtype=dtype))
         self.register_buffer("macs", torch.tensor(
             np.stack([edge_macs(c, model.space) for c in contexts]), dtype=dtype))
+        if model.corrects_prior:
+            if prior is None:
+                raise ValueError("this model corrects a lookup table: pass its fitted prior")
+            absent = prior.table.missing(self.contexts)
+            if absent:
+                raise MissingLatencyError(
+                    f"the model's lookup table lacks {len(absent)} entries these blocks need, "
+                    f"e.g. {absent[:3]}; measure them with OpLatencyTable.measure(contexts), "
+                    "merge, and refit the model")
+            # The calibration folded in: prior = sum(p * scaled_ms) + constant_ms.
+            matrices = np.stack([prior.table.edge_matrix(c) for c in self.contexts])
+            fixed = np.array([prior.table.fixed_ms(c) for c in self.contexts])
+            self.register_buffer("scaled_ms", torch.tensor(prior.scale_ * matrices, dtype=dtype))
+            self.register_buffer("constant_ms", torch.tensor(
+                prior.scale_ * fixed + prior.offset_, dtype=dtype))
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         """``probs`` (blocks, edges, ops) -> latency of each block (ms)."""
         if probs.dim() != 3 or probs.size(0) != len(self.contexts):
             raise ValueError(f"probs of shape {tuple(probs.shape)}: expected one (edges x ops) "
                              f"matrix for each of the {len(self.contexts)} blocks")
-        return self.model(self.context_features, probs.to(self.macs.dtype), self.macs)
+        probs = probs.to(self.macs.dtype)
+        prior_ms = None
+        if self.model.corrects_prior:
+            prior_ms = (probs * self.scaled_ms).sum(dim=(1, 2)) + self.constant_ms
+        return self.model(self.context_features, probs, self.macs, prior_ms)
 
 
 class MLPLatency(RegressorMixin, BaseEstimator):
@@ -98,7 +140,8 @@ class MLPLatency(RegressorMixin, BaseEstimator):
     def __init__(self, hidden: tuple[int, ...] = (256, 128), learning_rate: float = 2e-3,
                  weight_decay: float = 1e-5, max_epochs: int = 600, batch_size: int = 128,
                  patience: int = 60, validation_fraction: float = 0.15,
-                 random_state: int = 0, space: SearchSpace = DARTS_SPACE) -> None:
+                 random_state: int = 0, space: SearchSpace = DARTS_SPACE,
+                 prior: OpLatencyTable | None = None) -> None:
         self.hidden = hidden
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -108,6 +151,7 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.space = space
+        self.prior = prior
 
     def _check_params(self) -> None:
         if not 0.0 < self.validation_fraction < 1.0:
@@ -117,6 +161,23 @@ class MLPLatency(RegressorMixin, BaseEstimator):
                 raise ValueError(f"{name}={getattr(self, name)}: must be a positive integer")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden={self.hidden}: must list positive layer widths")
+        if self.prior is not None:
+            if not isinstance(self.prior, OpLatencyTable):
+                raise ValueError(f"prior={self.prior!r}: must be None or an OpLatencyTable "
+                                 "(OpLatencyTable.from_csv)")
+            if self.prior.space.primitives != self.space.primitives:
+                raise ValueError(f"prior: the table holds ops {list(self.prior.space.primitives)}"
+                                 f", the model's space {list(self.space.primitives)}")
+
+    def _prior_ms(self, X: pd.DataFrame) -> np.ndarray:
+        """The calibrated lookup table's latency (ms) of every row, or ones without a prior."""
+        if self.prior_ is None:
+            return np.ones(len(X))
+        base = self.prior_.predict(X)
+        if (base <= 0).any():
+            raise ValueError(f"the calibrated lookup table predicts a latency <= 0 ms for "
+                             f"{int((base <= 0).sum())} rows; fit the MLP without prior")
+        return base
 
     def fit(self, X: pd.DataFrame, y: Sequence[float]) -> MLPLatency:
         """Train on frame ``X`` and latencies ``y`` (ms), stopping early on a validation split."""
@@ -125,6 +186,9 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         if y.ndim != 1 or len(y) != len(X) or not np.isfinite(y).all() or (y <= 0).any():
             raise ValueError("y must hold one positive, finite latency (ms) per row of X")
         self.encoder_ = BlockEncoder(self.space).fit(X)
+        self.prior_ = (None if self.prior is None else
+                       LookupTableModel(self.prior, calibrate=True).fit(X, y))
+        prior_ms = self._prior_ms(X)
         self.context_range_ = {name: [int(X[name].min()), int(X[name].max())]
                                for name in RANGE_COLUMNS}
         features = self.encoder_.transform(X)
@@ -135,7 +199,7 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         x_mean = features[train].mean(axis=0)
         x_scale = features[train].std(axis=0)
         x_scale[x_scale < 1e-8] = 1.0  # constant features (e.g. the batch size) pass through
-        log_y = np.log(y)
+        log_y = np.log(y) - np.log(prior_ms)  # without a prior, log(y)
         self.y_mean_, self.y_scale_ = float(log_y[train].mean()), float(log_y[train].std())
         xs = torch.tensor((features - x_mean) / x_scale, dtype=torch.float32)
         ys = torch.tensor((log_y - self.y_mean_) / self.y_scale_, dtype=torch.float32)
@@ -176,30 +240,40 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         self.best_val_loss_ = best
         self.module_ = LatencyModule(net, torch.tensor(x_mean, dtype=torch.float32),
                                      torch.tensor(x_scale, dtype=torch.float32),
-                                     self.y_mean_, self.y_scale_, self.space)
+                                     self.y_mean_, self.y_scale_, self.space,
+                                     corrects_prior=self.prior_ is not None)
         self.n_features_in_ = features.shape[1]
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Latency (ms) of every row of the dataset frame ``X``."""
         check_is_fitted(self, "module_")
-        return self.predict_features(self.encoder_.transform(X))
+        features = self.encoder_.transform(X)
+        return self.predict_features(features, self._prior_ms(X) if self.prior_ else None)
 
-    def predict_features(self, features: np.ndarray) -> np.ndarray:
-        """Latency (ms) of already encoded feature rows (n_rows, n_features)."""
+    def predict_features(self, features: np.ndarray,
+                         prior_ms: np.ndarray | None = None) -> np.ndarray:
+        """Latency (ms) of already encoded feature rows (n_rows, n_features).
+
+        A model with a prior also needs ``prior_ms``, the calibrated table's latency per row.
+        """
         check_is_fitted(self, "module_")
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != self.n_features_in_:
             raise ValueError(f"feature vectors of length {features.shape[-1]}: this model was "
                              f"trained on {self.n_features_in_} features "
                              f"(lenna_core.encoder layout)")
+        prior = None if prior_ms is None else torch.as_tensor(prior_ms, dtype=torch.float64)
         with torch.no_grad():
-            return self.module_.forward_features(torch.from_numpy(features)).double().numpy()
+            out = self.module_.forward_features(torch.from_numpy(features), prior)
+        return out.double().numpy()
 
     def as_module(self, contexts: Sequence[CellContext] | None = None) -> nn.Module:
         """The frozen differentiable model; with ``contexts``, a function of probabilities only."""
         check_is_fitted(self, "module_")
-        return self.module_ if contexts is None else BlocksLatency(self.module_, contexts)
+        if contexts is None:
+            return self.module_
+        return BlocksLatency(self.module_, contexts, self.prior_)
 
     # ------------------------------------------------------------------ persistence
 
@@ -209,13 +283,20 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(self.module_.net.state_dict(), path.with_suffix(".pt"))
+        prior = None
+        if self.prior_ is not None:
+            table_path = path.with_suffix(".table.csv")
+            self.prior_.table.to_csv(table_path)
+            prior = {"kind": "calibrated lookup table", "table": table_path.name,
+                     "scale": self.prior_.scale_, "offset_ms": self.prior_.offset_}
         from . import __version__
         meta = {
             "format_version": FORMAT_VERSION, "package_version": __version__,
             "units": {"latency": "ms", "target": "log(ms), standardised"},
             "space": self.space.to_dict(), "feature_names": feature_names(self.space),
             "params": {k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in self.get_params().items() if k != "space"},
+                       for k, v in self.get_params().items() if k not in ("space", "prior")},
+            "prior": prior,
             "x_mean": self.module_.x_mean.tolist(), "x_scale": self.module_.x_scale.tolist(),
             "y_mean": self.y_mean_, "y_scale": self.y_scale_, "n_epochs": self.n_epochs_,
             "context_range": self.context_range_,
@@ -228,21 +309,30 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         """Read a model written by :meth:`save`, checking it fits ``space``'s feature layout."""
         path = Path(path)
         meta = json.loads(path.with_suffix(".json").read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in READABLE_VERSIONS:
             raise ValueError(f"{path}: format version {meta.get('format_version')}, this code "
-                             f"reads {FORMAT_VERSION}; retrain the model (chapter 4)")
+                             f"reads {READABLE_VERSIONS}; retrain the model (chapter 4)")
         if meta["feature_names"] != feature_names(space):
             raise ValueError(f"{path} was trained on another feature layout (search space "
                              f"{meta['space']}); it cannot score {space.to_dict()}: retrain it "
                              "on a dataset of this space")
         params = dict(meta["params"], hidden=tuple(meta["params"]["hidden"]), space=space)
         model = cls(**params)
+        model.prior_ = None
+        if meta.get("prior"):
+            table = OpLatencyTable.from_csv(path.parent / meta["prior"]["table"])
+            model.prior = table
+            model.prior_ = LookupTableModel(table, calibrate=True)
+            model.prior_.scale_ = meta["prior"]["scale"]
+            model.prior_.offset_ = meta["prior"]["offset_ms"]
+            model.prior_.space_ = table.space
         net = _network(len(meta["feature_names"]), model.hidden)
         net.load_state_dict(torch.load(path.with_suffix(".pt"), weights_only=True))
         model.y_mean_, model.y_scale_ = meta["y_mean"], meta["y_scale"]
         model.module_ = LatencyModule(net, torch.tensor(meta["x_mean"]),
                                       torch.tensor(meta["x_scale"]), model.y_mean_,
-                                      model.y_scale_, space)
+                                      model.y_scale_, space,
+                                      corrects_prior=model.prior_ is not None)
         model.encoder_ = BlockEncoder(space)
         model.encoder_.feature_names_out_ = np.array(meta["feature_names"], dtype=object)
         model.encoder_.n_features_out_ = len(meta["feature_names"])

@@ -11,9 +11,16 @@ from sklearn.exceptions import NotFittedError
 
 from lenna_core.blocks import CellContext
 from lenna_core.dataset import SamplingSpec, probability_columns, sample_block
-from lenna_core.encoder import BlockEncoder
+from lenna_core.encoder import BlockEncoder, contexts_from_frame, op_macs
+from lenna_core.lookup_table import (
+    OP_KEY,
+    LookupTableModel,
+    MissingLatencyError,
+    OpLatencyTable,
+    edge_keys,
+)
 from lenna_core.mlp_model import MLPLatency
-from lenna_core.search_space import SearchSpace
+from lenna_core.search_space import DARTS_SPACE, SearchSpace
 
 
 def synthetic(rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -95,3 +102,79 @@ def test_bad_input(fitted):
         MLPLatency().fit(X[:10], -y[:10])
     with pytest.raises(ValueError, match="validation_fraction"):
         MLPLatency(validation_fraction=1.5).fit(X[:10], y[:10])
+
+
+# ---------------------------------------------------------------- the lookup-table prior
+
+def macs_table(contexts) -> OpLatencyTable:
+    """Invented op latencies that grow with each op's multiply-adds (no timing)."""
+    keys = {(name, *key) for c in contexts for key in edge_keys(c)
+            for name in DARTS_SPACE.primitives}
+    ops = pd.DataFrame(sorted(keys), columns=list(OP_KEY))
+    ops["latency_ms"] = [0.02 + 2e-6 * op_macs(name, C, spatial // stride, stride)
+                         for name, C, spatial, stride, _ in ops.itertuples(index=False)]
+    fixed = pd.DataFrame([c.to_dict() for c in dict.fromkeys(contexts)])
+    fixed["latency_ms"] = 0.3 + 0.005 * fixed["C_prev"]
+    # What a measured table also records (its files need them).
+    return OpLatencyTable(ops.assign(iqr_ms=0.0, repeats=1), fixed.assign(iqr_ms=0.0, repeats=1))
+
+
+@pytest.fixture(scope="module")
+def with_prior():
+    X, _ = synthetic(400, seed=1)
+    table = macs_table(contexts_from_frame(X))
+    table_sum = LookupTableModel(table).table_sum(X)
+    # Additive in the ops, scaled, plus a non-additive slowdown of blocks heavy in pooling.
+    pooling = X[[c for c in probability_columns() if "pool" in c]].to_numpy().sum(axis=1)
+    y = (1.4 * table_sum + 0.3) * np.exp(0.05 * pooling)
+    model = MLPLatency(hidden=(64,), max_epochs=150, patience=30, random_state=0, prior=table)
+    return model.fit(X[:320], y[:320]), X, y, table
+
+
+def test_prior_model_learns_the_correction_to_the_table(with_prior):
+    model, X, y, table = with_prior
+    relative = np.abs(model.predict(X[320:]) - y[320:]) / y[320:]
+    calibrated = LookupTableModel(table, calibrate=True).fit(X[:320], y[:320])
+    table_error = np.abs(calibrated.predict(X[320:]) - y[320:]) / y[320:]
+    assert np.median(relative) < 0.5 * np.median(table_error), (relative, table_error)
+    assert model.prior_.scale_ == pytest.approx(calibrated.scale_)
+    again = clone(model).fit(X[:320], y[:320])
+    np.testing.assert_array_equal(again.predict(X[320:]), model.predict(X[320:]))
+
+
+def test_prior_module_matches_predict_and_its_gradient(with_prior):
+    model, X, _, _ = with_prior
+    rows = X.iloc[:3]
+    contexts = contexts_from_frame(rows)
+    probs = torch.tensor(rows[probability_columns()].to_numpy().reshape(3, 14, 8),
+                         dtype=torch.float64, requires_grad=True)
+    module = model.as_module(contexts).double()
+    latency = module(probs)
+    np.testing.assert_allclose(latency.detach().numpy(), model.predict(rows), rtol=1e-5)
+    (grad,) = torch.autograd.grad(latency.sum(), probs)
+    eps = 1e-6
+    for b, e, k in [(0, 0, 3), (1, 5, 6), (2, 13, 1)]:
+        step = torch.zeros_like(probs)
+        step[b, e, k] = eps
+        with torch.no_grad():
+            numeric = (module(probs + step).sum() - module(probs - step).sum()) / (2 * eps)
+        assert grad[b, e, k].item() == pytest.approx(numeric.item(), rel=1e-4, abs=1e-9)
+
+
+def test_prior_model_round_trips_with_its_table(with_prior, tmp_path):
+    model, X, _, _ = with_prior
+    model.save(tmp_path / "mlp")
+    assert (tmp_path / "mlp.table.csv").exists()
+    loaded = MLPLatency.load(tmp_path / "mlp")
+    assert loaded.module_.corrects_prior
+    np.testing.assert_allclose(loaded.predict(X[:20]), model.predict(X[:20]), rtol=1e-5)
+
+
+def test_prior_model_bad_input(with_prior):
+    model, X, y, _ = with_prior
+    with pytest.raises(ValueError, match="prior_ms"):
+        model.predict_features(BlockEncoder().fit_transform(X[:2]))
+    with pytest.raises(MissingLatencyError, match="lacks"):
+        model.as_module([CellContext(False, False, 128, 128, 128, 64)])
+    with pytest.raises(ValueError, match="OpLatencyTable"):
+        MLPLatency(prior="data/op_latency_table.csv").fit(X[:10], y[:10])
