@@ -106,6 +106,7 @@ class BlocksLatency(nn.Module):
             np.stack([context_vector(c) for c in contexts]), dtype=dtype))
         self.register_buffer("macs", torch.tensor(
             np.stack([edge_macs(c, model.space) for c in contexts]), dtype=dtype))
+        self.prior_scale = self.prior_offset = None
         if model.corrects_prior:
             if prior is None:
                 raise ValueError("this model corrects a lookup table: pass its fitted prior")
@@ -115,12 +116,11 @@ class BlocksLatency(nn.Module):
                     f"the model's lookup table lacks {len(absent)} entries these blocks need, "
                     f"e.g. {absent[:3]}; measure them with OpLatencyTable.measure(contexts), "
                     "merge, and refit the model")
-            # The calibration folded in: prior = sum(p * scaled_ms) + constant_ms.
-            matrices = np.stack([prior.table.edge_matrix(c) for c in self.contexts])
-            fixed = np.array([prior.table.fixed_ms(c) for c in self.contexts])
-            self.register_buffer("scaled_ms", torch.tensor(prior.scale_ * matrices, dtype=dtype))
-            self.register_buffer("constant_ms", torch.tensor(
-                prior.scale_ * fixed + prior.offset_, dtype=dtype))
+            self.register_buffer("table_ms", torch.tensor(
+                np.stack([prior.table.edge_matrix(c) for c in self.contexts]), dtype=dtype))
+            self.register_buffer("table_fixed_ms", torch.tensor(
+                [prior.table.fixed_ms(c) for c in self.contexts], dtype=dtype))
+            self.prior_scale, self.prior_offset = prior.scale_, prior.offset_
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         """``probs`` (blocks, edges, ops) -> latency of each block (ms)."""
@@ -130,7 +130,10 @@ class BlocksLatency(nn.Module):
         probs = probs.to(self.macs.dtype)
         prior_ms = None
         if self.model.corrects_prior:
-            prior_ms = (probs * self.scaled_ms).sum(dim=(1, 2)) + self.constant_ms
+            # Scale and offset after the sum, as when chapter 5's committed searches ran:
+            # other float rounding changes which ops a short search derives (nbval sees it).
+            table_sum = (probs * self.table_ms).sum(dim=(1, 2)) + self.table_fixed_ms
+            prior_ms = self.prior_scale * table_sum + self.prior_offset
         return self.model(self.context_features, probs, self.macs, prior_ms)
 
 
