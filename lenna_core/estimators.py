@@ -29,7 +29,7 @@ from torch import nn
 from .blocks import CellContext, network_cell_contexts
 from .encoder import edge_macs, feature_names, fixed_macs
 from .genotypes import Genotype
-from .lookup_table import LookupTableModel, MissingLatencyError, OpLatencyTable
+from .lookup_table import LookupTableModel, OpLatencyTable, linear_expectation
 from .mlp_model import MLPLatency
 from .network import NetworkCIFAR
 from .search_space import DARTS_SPACE, SearchSpace
@@ -168,8 +168,8 @@ class _MatrixEstimator(LatencyEstimator):
 
     def per_block(self, block_probs: torch.Tensor) -> torch.Tensor:
         """Estimate of each block."""
-        raw = (block_probs * self.matrices.to(block_probs.dtype)).sum(dim=(1, 2))
-        return self.scale * (raw + self.fixed.to(block_probs.dtype)) + self.offset
+        return linear_expectation(block_probs, self.matrices, self.fixed, self.scale,
+                                  self.offset)
 
 
 class LookupTableEstimator(_MatrixEstimator):
@@ -188,15 +188,9 @@ class LookupTableEstimator(_MatrixEstimator):
         if table.space.primitives != space.primitives:
             raise ValueError(f"the lookup table holds ops {list(table.space.primitives)}; the "
                              f"search uses {list(space.primitives)}: measure a table for it")
-        contexts = target.contexts()
-        absent = table.missing(contexts)
-        if absent:
-            raise MissingLatencyError(
-                f"the lookup table lacks {len(absent)} entries the target {target.to_dict()} "
-                f"needs, e.g. {absent[:3]}; measure them with OpLatencyTable.measure"
-                f"(target.contexts()) and merge")
-        matrices = np.stack([table.edge_matrix(c) for c in contexts])
-        fixed = np.array([table.fixed_ms(c) for c in contexts])
+        matrices, fixed = table.block_arrays(
+            target.contexts(), f"the target {target.to_dict()}",
+            "measure them with OpLatencyTable.measure(target.contexts()) and merge")
         # A calibrated table's offset is per block: it is fitted on single blocks.
         super().__init__(target, space, matrices, fixed, model.scale_, model.offset_)
 

@@ -160,6 +160,20 @@ class OpLatencyTable:
                         absent[(name, *key)] = None
         return list(absent)
 
+    def block_arrays(self, contexts: Sequence[CellContext], needed_by: str,
+                     advice: str = "measure them with OpLatencyTable.measure(contexts) and "
+                                   "merge") -> tuple[np.ndarray, np.ndarray]:
+        """(blocks, edges, ops) op latencies and (blocks,) fixed costs (ms) of ``contexts``.
+
+        Raises MissingLatencyError naming what ``needed_by`` needs and the table lacks.
+        """
+        absent = self.missing(contexts)
+        if absent:
+            raise MissingLatencyError(f"the lookup table lacks {len(absent)} entries "
+                                      f"{needed_by} needs, e.g. {absent[:3]}; {advice}")
+        return (np.stack([self.edge_matrix(c) for c in contexts]),
+                np.array([self.fixed_ms(c) for c in contexts]))
+
     def block_ms(self, context: CellContext, probs: np.ndarray | torch.Tensor) -> float:
         """Expected latency (ms): fixed cost + sum_e sum_j p_ej L(op_j on edge e)."""
         probs = torch.as_tensor(probs, dtype=torch.float64)
@@ -271,6 +285,17 @@ class OpLatencyTable:
         fixed = fixed.astype({"reduction": bool, "reduction_prev": bool})
         space = SearchSpace(**meta["space"])
         return cls(ops, fixed, space, meta)
+
+
+def linear_expectation(probs: torch.Tensor, matrices: torch.Tensor, fixed: torch.Tensor,
+                       scale: float = 1.0, offset: float = 0.0) -> torch.Tensor:
+    """``scale * (sum_e sum_j p_ej M_ej + fixed) + offset`` per block (blocks,), differentiable.
+
+    ``probs`` and ``matrices`` are (blocks, edges, ops), ``fixed`` is (blocks,): the lookup
+    table's expectation (and, with multiply-adds as ``matrices``, the FLOPs proxy's).
+    """
+    raw = (probs * matrices.to(probs.dtype)).sum(dim=(1, 2))
+    return scale * (raw + fixed.to(probs.dtype)) + offset
 
 
 def _lowest(frame: pd.DataFrame, key: list[str], by: str) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from torch import nn
 
 from .blocks import CellContext
 from .encoder import BlockEncoder, context_vector, edge_macs, encode, feature_names
-from .lookup_table import LookupTableModel, MissingLatencyError, OpLatencyTable
+from .lookup_table import LookupTableModel, OpLatencyTable, linear_expectation
 from .profiler import machine_fingerprint
 from .search_space import DARTS_SPACE, SearchSpace
 
@@ -106,21 +106,15 @@ class BlocksLatency(nn.Module):
             np.stack([context_vector(c) for c in contexts]), dtype=dtype))
         self.register_buffer("macs", torch.tensor(
             np.stack([edge_macs(c, model.space) for c in contexts]), dtype=dtype))
-        self.prior_scale = self.prior_offset = None
+        self.prior = prior
         if model.corrects_prior:
             if prior is None:
                 raise ValueError("this model corrects a lookup table: pass its fitted prior")
-            absent = prior.table.missing(self.contexts)
-            if absent:
-                raise MissingLatencyError(
-                    f"the model's lookup table lacks {len(absent)} entries these blocks need, "
-                    f"e.g. {absent[:3]}; measure them with OpLatencyTable.measure(contexts), "
-                    "merge, and refit the model")
-            self.register_buffer("table_ms", torch.tensor(
-                np.stack([prior.table.edge_matrix(c) for c in self.contexts]), dtype=dtype))
-            self.register_buffer("table_fixed_ms", torch.tensor(
-                [prior.table.fixed_ms(c) for c in self.contexts], dtype=dtype))
-            self.prior_scale, self.prior_offset = prior.scale_, prior.offset_
+            matrices, fixed = prior.table.block_arrays(
+                self.contexts, "these blocks", "measure them with OpLatencyTable.measure"
+                "(contexts), merge, and refit the model")
+            self.register_buffer("table_ms", torch.tensor(matrices, dtype=dtype))
+            self.register_buffer("table_fixed_ms", torch.tensor(fixed, dtype=dtype))
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         """``probs`` (blocks, edges, ops) -> latency of each block (ms)."""
@@ -130,10 +124,9 @@ class BlocksLatency(nn.Module):
         probs = probs.to(self.macs.dtype)
         prior_ms = None
         if self.model.corrects_prior:
-            # Scale and offset after the sum, as when chapter 5's committed searches ran:
-            # other float rounding changes which ops a short search derives (nbval sees it).
-            table_sum = (probs * self.table_ms).sum(dim=(1, 2)) + self.table_fixed_ms
-            prior_ms = self.prior_scale * table_sum + self.prior_offset
+            # The calibrated table's expectation, computed as LookupTableEstimator computes it.
+            prior_ms = linear_expectation(probs, self.table_ms, self.table_fixed_ms,
+                                          self.prior.scale_, self.prior.offset_)
         return self.model(self.context_features, probs, self.macs, prior_ms)
 
 
@@ -172,10 +165,10 @@ class MLPLatency(RegressorMixin, BaseEstimator):
                 raise ValueError(f"prior: the table holds ops {list(self.prior.space.primitives)}"
                                  f", the model's space {list(self.space.primitives)}")
 
-    def _prior_ms(self, X: pd.DataFrame) -> np.ndarray:
-        """The calibrated lookup table's latency (ms) of every row, or ones without a prior."""
+    def _prior_ms(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The calibrated lookup table's latency (ms) of every row; None without a prior."""
         if self.prior_ is None:
-            return np.ones(len(X))
+            return None
         base = self.prior_.predict(X)
         if (base <= 0).any():
             raise ValueError(f"the calibrated lookup table predicts a latency <= 0 ms for "
@@ -202,7 +195,7 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         x_mean = features[train].mean(axis=0)
         x_scale = features[train].std(axis=0)
         x_scale[x_scale < 1e-8] = 1.0  # constant features (e.g. the batch size) pass through
-        log_y = np.log(y) - np.log(prior_ms)  # without a prior, log(y)
+        log_y = np.log(y) if prior_ms is None else np.log(y) - np.log(prior_ms)
         self.y_mean_, self.y_scale_ = float(log_y[train].mean()), float(log_y[train].std())
         xs = torch.tensor((features - x_mean) / x_scale, dtype=torch.float32)
         ys = torch.tensor((log_y - self.y_mean_) / self.y_scale_, dtype=torch.float32)
@@ -252,7 +245,7 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         """Latency (ms) of every row of the dataset frame ``X``."""
         check_is_fitted(self, "module_")
         features = self.encoder_.transform(X)
-        return self.predict_features(features, self._prior_ms(X) if self.prior_ else None)
+        return self.predict_features(features, self._prior_ms(X))
 
     def predict_features(self, features: np.ndarray,
                          prior_ms: np.ndarray | None = None) -> np.ndarray:
