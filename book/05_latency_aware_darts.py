@@ -44,6 +44,7 @@
 # | `arch_lr` | Adam learning rate of the alphas (DARTS: 3e-4 over 50 epochs) | > 0 |
 # | `max_skip` | skip connections kept per derived cell (None: no cap) | integer >= 0 or None |
 # | `search_device` | where the search and the training run | `cpu`, `cuda` |
+# | `workers` | searches run side by side, each in its own process with one thread; the results do not depend on it | integer >= 1 (at most the CPU cores; 1 on a GPU) |
 # | `target_C`, `target_layers`, `target_image_size`, `target_batch_size` | the network the latency is for | integers (image size divisible by 4) |
 # | `eval_C`, `eval_layers`, `eval_epochs` | network trained from scratch on the task per genotype | integers >= 1 |
 # | `latency_device` | where latency is measured: the device the latency models were fit on | `cpu`, `cuda` |
@@ -70,6 +71,7 @@ weight_lr = 0.05
 arch_lr = 0.01
 max_skip = 2
 search_device = "cpu"
+workers = 2
 target_C = 16
 target_layers = 8
 target_image_size = 32
@@ -166,7 +168,9 @@ print(f"reference cell {reference_ms:.3f} ms (from {Path(dataset_path).name}); "
 #
 # Every search has its own folder under `runs_dir` (config, per-epoch log and genotypes,
 # checkpoints); `results.csv` gets one row per evaluated run. Interrupt the cell and run it
-# again: it resumes the search it was in and skips the finished ones.
+# again: it resumes the searches it was in and skips the finished ones. `workers` searches
+# run side by side, one per process and CPU core; each run is seeded on its own, so they find
+# what one process running them in turn would find (a unit test checks it).
 
 # %% tags=["nbval-ignore-output"]
 started = time.perf_counter()
@@ -174,7 +178,7 @@ results = sw.run_sweep(points, config, estimators, runs_dir, splits=splits, mete
                        target=target, overhead_ms=overhead_ms,
                        evaluation={"C": eval_C, "layers": eval_layers, "epochs": eval_epochs,
                                    "device": search_device},
-                       progress=False, report=True)
+                       progress=False, report=True, workers=workers)
 print(f"{len(results)} runs in {time.perf_counter() - started:.0f} s")
 results[["run_id", "test_acc", "measured_ms", "predicted_ms_mlp", "predicted_ms_lookup_table",
          "search_seconds", "train_seconds"]].round(2)

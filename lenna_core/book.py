@@ -33,5 +33,8 @@ def setup_book(seed: int = 0, threads: int | None = 1, figures_dir: str | Path =
     pd.set_option("display.width", 120)
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
+    # cpu_capability: the kernels' code path (scripts/cpu_isa.sh pins AVX2), on which float
+    # rounding, and with it chapter 5's derived cells, depends.
     return {"seed": seed, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "python": platform.python_version(), "figures_dir": os.fspath(figures)}

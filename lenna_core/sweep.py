@@ -8,14 +8,17 @@ resumes with the run it was in, and finished runs are not repeated.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from .data import DatasetSplits
@@ -82,7 +85,7 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
               estimators: Mapping[str, LatencyEstimator], out_dir: str | os.PathLike, *,
               splits: DatasetSplits, meter: LatencyMeter, target: TargetConfig,
               overhead_ms: float, evaluation: Mapping | None = None, progress: bool = True,
-              report: bool = False) -> pd.DataFrame:
+              report: bool = False, workers: int = 1) -> pd.DataFrame:
     """Search, train and time every point; returns (and keeps) one row per run.
 
     ``estimators`` maps names to estimators for the target; the ms estimators among them also
@@ -90,8 +93,14 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
     :func:`measure_session` adds ``calibrated_ms_<name>``). ``evaluation``
     holds keyword arguments of :func:`~lenna_core.evaluation.train_genotype`. ``progress``
     draws a tqdm bar (on stderr); ``report`` prints one line per finished run with an ETA
-    (on stdout, for notebooks).
+    (on stdout, for notebooks). ``workers`` > 1 runs that many searches side by side in
+    fresh processes, each with this process's torch thread count: every run is seeded on
+    its own, so the genotypes and accuracies are those of ``workers=1``; the per-run
+    latency is then timed while other runs compute, so re-time with :func:`measure_session`.
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r}: must be an integer >= 1 (1 runs the searches "
+                         "in this process, one after the other)")
     unknown = {p.estimator for p in points} - set(estimators) - {BASELINE}
     if unknown:
         raise ValueError(f"no estimator named {sorted(unknown)}; known: {sorted(estimators)}")
@@ -104,28 +113,71 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
     path = out_dir / "results.csv"
     results = pd.read_csv(path) if path.exists() else pd.DataFrame()
     done = set(results["run_id"]) if len(results) else set()
-    evaluation = dict(evaluation or {})
+    shared = {"config": config, "estimators": dict(estimators), "out_dir": out_dir,
+              "splits": splits, "meter": meter, "target": target, "overhead_ms": overhead_ms,
+              "evaluation": dict(evaluation or {})}
     todo = [p for p in points if p.run_id not in done]
     started = time.perf_counter()
-    for i, point in enumerate(tqdm(todo, desc="sweep", unit="run", disable=not progress)):
-        estimator = None if point.estimator == BASELINE else estimators[point.estimator]
-        search = LatencyAwareSearch(replace(config, seed=point.seed), out_dir / point.run_id,
-                                    estimator, make_penalty(point.penalty, point.lam))
-        found = search.run(progress=False, splits=splits)
-        row = {"run_id": point.run_id, **asdict(point), **evaluate_genotype(
-            found.genotype, splits, target, meter, estimators, seed=point.seed,
-            overhead_ms=overhead_ms, **evaluation),
-               "search_seconds": found.seconds, "search_predicted": found.predicted,
-               "search_unit": found.unit}
-        results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)
-        _write_csv(results, path)
-        if report:
-            elapsed = time.perf_counter() - started
-            eta = elapsed / (i + 1) * (len(todo) - i - 1)
-            print(f"[{i + 1}/{len(todo)}] {point.run_id}: test accuracy {row['test_acc']:.2f}%, "
-                  f"{row['measured_ms']:.2f} ms measured; {elapsed:.0f} s so far, about "
-                  f"{eta:.0f} s to go", flush=True)
-    return results[results["run_id"].isin([p.run_id for p in points])].reset_index(drop=True)
+    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
+    with bar, _finished_runs(todo, shared, min(workers, max(len(todo), 1))) as finished:
+        for i, row in enumerate(finished):
+            results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)
+            _write_csv(results, path)
+            bar.update()
+            if report:
+                elapsed = time.perf_counter() - started
+                eta = elapsed / (i + 1) * (len(todo) - i - 1)
+                print(f"[{i + 1}/{len(todo)}] {row['run_id']}: test accuracy "
+                      f"{row['test_acc']:.2f}%, {row['measured_ms']:.2f} ms measured; "
+                      f"{elapsed:.0f} s so far, about {eta:.0f} s to go", flush=True)
+    order = {p.run_id: i for i, p in enumerate(points)}
+    wanted = results[results["run_id"].isin(order)]
+    return wanted.sort_values("run_id", key=lambda ids: ids.map(order)).reset_index(drop=True)
+
+
+@contextmanager
+def _finished_runs(todo: Sequence[SweepPoint], shared: dict, workers: int) -> Iterator:
+    """Rows of the runs in ``todo`` as they finish: in this process, or in a pool of fresh
+    ones (spawned, not forked: a forked torch process can hang in its thread pools)."""
+    if workers == 1:
+        yield (_search_and_evaluate(point, **shared) for point in todo)
+        return
+    pool = multiprocessing.get_context("spawn").Pool(
+        workers, initializer=_start_worker, initargs=(shared, torch.get_num_threads()))
+    try:
+        yield pool.imap_unordered(_run_in_worker, todo)
+        pool.close()
+    finally:
+        pool.terminate()  # on an interrupt or an error: stop the other searches now
+        pool.join()
+
+
+_WORKER_STATE: dict = {}
+
+
+def _start_worker(shared: dict, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER_STATE.update(shared)
+
+
+def _run_in_worker(point: SweepPoint) -> dict:
+    return _search_and_evaluate(point, **_WORKER_STATE)
+
+
+def _search_and_evaluate(point: SweepPoint, *, config: SearchConfig,
+                         estimators: Mapping[str, LatencyEstimator], out_dir: Path,
+                         splits: DatasetSplits, meter: LatencyMeter, target: TargetConfig,
+                         overhead_ms: float, evaluation: dict) -> dict:
+    """One run of the grid: search (resuming its checkpoint if any), then evaluate."""
+    estimator = None if point.estimator == BASELINE else estimators[point.estimator]
+    search = LatencyAwareSearch(replace(config, seed=point.seed), out_dir / point.run_id,
+                                estimator, make_penalty(point.penalty, point.lam))
+    found = search.run(progress=False, splits=splits)
+    return {"run_id": point.run_id, **asdict(point), **evaluate_genotype(
+        found.genotype, splits, target, meter, estimators, seed=point.seed,
+        overhead_ms=overhead_ms, **evaluation),
+            "search_seconds": found.seconds, "search_predicted": found.predicted,
+            "search_unit": found.unit}
 
 
 def measure_session(results: pd.DataFrame, target: TargetConfig, meter: LatencyMeter,

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_venv.sh
+source scripts/cpu_isa.sh  # the CPU code path the committed notebooks ran on
 bash scripts/ensure_chromium.sh
 # No MPLBACKEND here: the kernels must keep matplotlib-inline, or plt.show() draws nothing
 # and the notebooks (and the rendered book) lose every figure.

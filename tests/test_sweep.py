@@ -107,6 +107,26 @@ def test_interrupted_sweep_does_not_redo_finished_runs(tmp_path, monkeypatch):
         run_sweep(sweep_points({"mlp": [1.0]}, [0]), config, estimators, tmp_path, **kwargs)
 
 
+def test_runs_side_by_side_in_worker_processes_find_what_one_process_finds(tmp_path):
+    splits = load_dataset("digits")
+    target = TargetConfig(C=4, layers=3, image_size=8)
+    estimators = {"flops": FlopsEstimator(target)}
+    config = SearchConfig(C=2, layers=3, epochs=1, batch_size=32, steps_per_epoch=3,
+                          mode="softmax", gate_gradient="full")
+    kwargs = {"splits": splits, "meter": LatencyMeter(7.0, passes=3, warmup=1),
+              "target": target, "overhead_ms": 0.0, "progress": False,
+              "evaluation": {"C": 2, "layers": 3, "epochs": 1}}
+    points = sweep_points({"flops": [3.0]}, [0, 1])
+    alone = run_sweep(points, config, estimators, tmp_path / "alone", **kwargs)
+    pooled = run_sweep(points, config, estimators, tmp_path / "pooled", workers=2, **kwargs)
+    assert pooled["run_id"].tolist() == [p.run_id for p in points]
+    columns = ["genotype", "test_acc", "final_train_loss", "search_predicted"]
+    pd.testing.assert_frame_equal(pooled[columns], alone[columns])
+    assert len(pd.read_csv(tmp_path / "pooled" / "results.csv")) == len(points)
+    with pytest.raises(ValueError, match="workers=0"):
+        run_sweep(points, config, estimators, tmp_path / "bad", workers=0, **kwargs)
+
+
 def test_measurement_session_retimes_every_network_and_recalibrates():
     from lenna_core import DARTS_V1, DARTS_V2
     from lenna_core.evaluation import calibration_genotypes
