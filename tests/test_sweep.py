@@ -80,15 +80,19 @@ def test_prediction_errors():
         "predicted", "median_abs_error_pct"]
 
 
-def test_interrupted_sweep_does_not_redo_finished_runs(tmp_path, monkeypatch):
-    splits = load_dataset("digits")
+def tiny_sweep() -> tuple[SearchConfig, dict, dict]:
+    """A search config, the FLOPs estimator and run_sweep's keywords for a seconds-long sweep."""
     target = TargetConfig(C=4, layers=3, image_size=8)
-    estimators = {"flops": FlopsEstimator(target)}
     config = SearchConfig(C=2, layers=3, epochs=1, batch_size=32, steps_per_epoch=2,
                           mode="softmax", gate_gradient="full")
-    kwargs = {"splits": splits, "meter": LatencyMeter(7.0, passes=3, warmup=1),
+    kwargs = {"splits": load_dataset("digits"), "meter": LatencyMeter(7.0, passes=3, warmup=1),
               "target": target, "overhead_ms": 0.0, "progress": False,
               "evaluation": {"C": 2, "layers": 3, "epochs": 1}}
+    return config, {"flops": FlopsEstimator(target)}, kwargs
+
+
+def test_interrupted_sweep_does_not_redo_finished_runs(tmp_path, monkeypatch):
+    config, estimators, kwargs = tiny_sweep()
     first = run_sweep(sweep_points({"flops": [1.0]}, [0]), config, estimators, tmp_path,
                       **kwargs)
     assert first["run_id"].tolist() == ["none-linear-lam0-seed0", "flops-linear-lam1-seed0"]
@@ -108,14 +112,7 @@ def test_interrupted_sweep_does_not_redo_finished_runs(tmp_path, monkeypatch):
 
 
 def test_runs_side_by_side_in_worker_processes_find_what_one_process_finds(tmp_path):
-    splits = load_dataset("digits")
-    target = TargetConfig(C=4, layers=3, image_size=8)
-    estimators = {"flops": FlopsEstimator(target)}
-    config = SearchConfig(C=2, layers=3, epochs=1, batch_size=32, steps_per_epoch=3,
-                          mode="softmax", gate_gradient="full")
-    kwargs = {"splits": splits, "meter": LatencyMeter(7.0, passes=3, warmup=1),
-              "target": target, "overhead_ms": 0.0, "progress": False,
-              "evaluation": {"C": 2, "layers": 3, "epochs": 1}}
+    config, estimators, kwargs = tiny_sweep()
     points = sweep_points({"flops": [3.0]}, [0, 1])
     alone = run_sweep(points, config, estimators, tmp_path / "alone", **kwargs)
     pooled = run_sweep(points, config, estimators, tmp_path / "pooled", workers=2, **kwargs)
