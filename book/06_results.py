@@ -39,6 +39,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import Markdown, display
 
 from lenna_core import sweep as sw
 from lenna_core.book import setup_book
@@ -111,8 +112,7 @@ summary[["estimator", "lam", "seeds", "acc_mean", "acc_std", "latency_mean", "la
 
 # %% tags=["nbval-ignore-output"]
 errors = sw.prediction_errors(search)
-for line in sw.findings(summary, errors, tolerance):
-    print("-", line)
+display(Markdown("\n".join(f"- {line}" for line in sw.findings(summary, errors, tolerance))))
 
 # %% [markdown]
 # ## References
