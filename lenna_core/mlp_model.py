@@ -273,8 +273,13 @@ class MLPLatency(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write ``<path>.pt`` (state_dict) and ``<path>.json`` (everything needed to check it)."""
+    def save(self, path: str | os.PathLike, labels_measured_on: dict | None = None) -> None:
+        """Write ``<path>.pt`` (state_dict) and ``<path>.json`` (everything needed to check it).
+
+        ``labels_measured_on`` is the machine record of the training labels (a dataset's
+        ``read_metadata(path)["machine"]``): the device whose latencies the model predicts,
+        saved as ``device``. Without it, the machine fitting the model is assumed.
+        """
         check_is_fitted(self, "module_")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +301,8 @@ class MLPLatency(RegressorMixin, BaseEstimator):
             "x_mean": self.module_.x_mean.tolist(), "x_scale": self.module_.x_scale.tolist(),
             "y_mean": self.y_mean_, "y_scale": self.y_scale_, "n_epochs": self.n_epochs_,
             "context_range": self.context_range_,
-            "device": machine_fingerprint("cpu"),
+            "device": labels_measured_on or machine_fingerprint("cpu"),
+            "fitted_on": machine_fingerprint("cpu"),
         }
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 

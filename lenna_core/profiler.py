@@ -54,6 +54,27 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_details() -> dict[str, str]:
+    """Family/model numbers and the widest vector ISA, from /proc/cpuinfo: two CPUs that
+    share a model name (a cloud VM often reports only "AMD EPYC") can still time ops apart."""
+    details = {"cpu_family_model": "unknown", "cpu_isa": "unknown"}
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                          if ":" in line)
+    except OSError:
+        return details
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    if "cpu family" in fields and "model" in fields:
+        details["cpu_family_model"] = f"{fields['cpu family']}/{fields['model']}"
+    flags = set(fields.get("flags", "").split())
+    for isa in ("avx512f", "avx2", "avx", "sse4_2"):
+        if isa in flags:
+            details["cpu_isa"] = isa
+            break
+    return details
+
+
 def device_name(device: torch.device) -> str:
     """The CPU or GPU model behind ``device``."""
     if device.type == "cuda":
@@ -67,7 +88,7 @@ def machine_fingerprint(device: str | torch.device = "cpu") -> dict:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return {
         "device": str(resolved), "device_name": device_name(resolved),
-        "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(), **_cpu_details(), "cpu_count": os.cpu_count(),
         "platform": platform.platform(), "python": platform.python_version(),
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "load_average_1_5_15": [round(x, 2) for x in load],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,7 @@ from lenna_core.lookup_table import (
     edge_keys,
 )
 from lenna_core.mlp_model import MLPLatency
+from lenna_core.profiler import machine_fingerprint
 from lenna_core.search_space import DARTS_SPACE, SearchSpace
 
 
@@ -88,6 +91,18 @@ def test_save_and_load_round_trip(fitted, tmp_path):
     np.testing.assert_allclose(loaded.predict(X[:20]), model.predict(X[:20]), rtol=1e-6)
     with pytest.raises(ValueError, match="another feature layout"):
         MLPLatency.load(tmp_path / "mlp", space=SearchSpace(steps=5))
+
+
+def test_saved_device_is_the_machine_that_measured_the_labels(fitted, tmp_path):
+    model, _, _ = fitted
+    labels_machine = {"device": "cpu", "device_name": "Other CPU", "cpu_family_model": "6/85"}
+    model.save(tmp_path / "mlp", labels_measured_on=labels_machine)
+    meta = json.loads((tmp_path / "mlp.json").read_text())
+    assert meta["device"] == labels_machine
+    assert meta["fitted_on"]["device_name"] == machine_fingerprint("cpu")["device_name"]
+    assert MLPLatency.load(tmp_path / "mlp").device_ == labels_machine
+    model.save(tmp_path / "here")  # no record of the labels: this machine is assumed
+    assert MLPLatency.load(tmp_path / "here").device_["cpu_isa"] == machine_fingerprint()["cpu_isa"]
 
 
 def test_bad_input(fitted):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -107,3 +110,6 @@ def test_fingerprint_names_the_machine():
     info = machine_fingerprint("cpu")
     assert info["cpu_count"] >= 1 and info["torch"] == torch.__version__
     assert len(info["load_average_1_5_15"]) == 3
+    if Path("/proc/cpuinfo").exists():  # Linux: the numbers that tell same-named CPUs apart
+        assert re.fullmatch(r"\d+/\d+", info["cpu_family_model"])
+        assert info["cpu_isa"] in ("avx512f", "avx2", "avx", "sse4_2")
