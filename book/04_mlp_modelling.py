@@ -86,7 +86,8 @@ figures = Path(figures_dir)
 # %%
 data = ds.read_dataset(dataset_path)
 ok = data[data["status"] == "ok"].reset_index(drop=True)
-train, test = train_test_split(ok, test_size=test_fraction, random_state=seed)
+# The held-out blocks are the ones `generate_dataset --held-out-of` can label more precisely.
+train, test = ds.held_out_split(data, test_fraction, seed)
 # Extra sets (such as blocks shaped like derived cells, chapter 5) are split the same way:
 # their training part joins the training set, their test part is scored on its own.
 extra = [ds.read_dataset(path) for path in extra_dataset_paths]

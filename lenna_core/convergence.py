@@ -77,6 +77,31 @@ def relative_standard_error(values: Sequence[float] | np.ndarray) -> float:
     return float(v.std(ddof=1) / math.sqrt(v.size) / v.mean())
 
 
+def control_variate_mean(values: Sequence[float] | np.ndarray,
+                         controls: Sequence[float] | np.ndarray,
+                         control_mean: float) -> tuple[float, np.ndarray]:
+    """The mean of ``values``, corrected by a control variate whose mean is known exactly.
+
+    ``controls[i]`` is a cheap prediction of ``values[i]`` (for a sampled cell, the lookup
+    table's sum over the ops the gates drew) and ``control_mean`` its exact expectation (the
+    table's sum over all ops weighted by their probabilities). With the least-squares slope
+    ``b`` of values on controls, ``values - b * (controls - control_mean)`` keeps the mean
+    but loses the part of the spread the control explains (which op was drawn), leaving the
+    timing noise. Returns the estimate and those adjusted values; with fewer than 3 values or
+    a constant control (one op per edge) nothing is adjusted.
+    """
+    v, c = _as_values(values), np.asarray(controls, dtype=float)
+    if c.shape != v.shape:
+        raise ValueError(f"controls {c.shape} must match values {v.shape}")
+    if not math.isfinite(control_mean):
+        raise ValueError(f"control_mean={control_mean}: must be finite")
+    adjusted = v
+    if v.size >= 3 and np.ptp(c) > 0:
+        slope = np.cov(v, c)[0, 1] / np.var(c, ddof=1)
+        adjusted = v - slope * (c - control_mean)
+    return float(adjusted.mean()), adjusted
+
+
 class _Rule:
     """What every stopping rule shares; subclasses are frozen dataclasses that define
     ``timings_per_reset``, ``warmup_per_reset``, ``max_resets``, :meth:`reset_values`

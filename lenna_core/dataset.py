@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from .blocks import CellBank, CellContext, network_cell_contexts
-from .profiler import machine_fingerprint, resolve_device
+from .profiler import cpu_threads, machine_fingerprint, resolve_device
 from .search_space import DARTS_SPACE, SearchSpace
 
 SCHEMA_VERSION = 1
@@ -321,7 +321,9 @@ def generate_dataset(path: str | os.PathLike, row_ids: Iterable[int], labeler: L
         path.write_text(_format_row(columns))
     todo = [int(i) for i in row_ids if int(i) not in done]
     written = failed = 0
-    with open(path, "a", newline="") as out, \
+    # The whole loop on the timing's threads: see make_labeler in generate_dataset.
+    with cpu_threads(threads if resolve_device(device).type == "cpu" else None), \
+            open(path, "a", newline="") as out, \
             tqdm(todo, desc=f"labelling {path.name}", unit="block", disable=not progress) as bar:
         for row_id in bar:
             context, probs, kind = sample_block(row_id, seed, spec, space)
@@ -366,6 +368,17 @@ def paired_labels(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
     a = first.loc[first["status"] == "ok", ok + ["reduction", "alpha_kind"]]
     b = second.loc[second["status"] == "ok", ok]
     return a.merge(b, on="row_id", suffixes=("_first", "_second"))
+
+
+def held_out_split(frame: pd.DataFrame, test_fraction: float = 0.2,
+                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seeded (train, test) split of a dataset's labelled rows that chapter 4 scores on."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction={test_fraction}: must lie strictly between 0 and 1")
+    ok = frame[frame["status"] == "ok"].reset_index(drop=True)
+    return train_test_split(ok, test_size=test_fraction, random_state=seed)
 
 
 def describe_dataset(frame: pd.DataFrame) -> pd.DataFrame:

@@ -12,23 +12,36 @@ over a second, on an idle machine too. A reference cell timed right after every 
 sees the same phase, so each reset records the *ratio* of the two, and the label is the mean
 ratio times the reference cell's latency, calibrated once per dataset. (On this CPU that cut
 the disagreement between two independent labellings of the same blocks from 19% to 5%.)
+
+More precise labels, for the blocks chapter 4 holds out:
+
+    python -m lenna_core.generate_dataset --out data/latency_dataset_precise.csv --rows 3000 \
+        --held-out-of data/latency_dataset.csv --target-rel-error 0.01 --timings-per-reset 3 \
+        --control-table data/op_latency_table.csv --run-tag precise \
+        --scale-from data/latency_dataset.csv --core 0
+
+Three pass pairs per reset average the timing jitter of one pass, and the op table's
+prediction for each drawn cell (a control variate) removes most of the spread that comes from
+which ops the gates drew; a label then needs far fewer resets for the same standard error.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .blocks import CellBank, CellContext, time_sampled_cell
-from .convergence import StandardErrorRule, relative_standard_error
-from .dataset import SamplingSpec, generate_dataset, read_metadata
-from .profiler import measure_latency
+from .blocks import CellBank, CellContext
+from .convergence import StandardErrorRule, control_variate_mean, relative_standard_error
+from .dataset import SamplingSpec, generate_dataset, held_out_split, read_dataset, read_metadata
+from .lookup_table import OpLatencyTable
+from .profiler import cpu_threads, measure_latency
 from .search_space import DARTS_SPACE, SearchSpace
+from .single_path import sample_active
 
 #: The stopping rule of the reference dataset, applied to the per-reset ratios (chapter 2
 #: compares stopping rules on plain timings; chapter 3 explains the ratio).
@@ -47,7 +60,8 @@ class ReferenceClock:
     def __init__(self, space: SearchSpace = DARTS_SPACE, device: str = "cpu",
                  threads: int | None = 1) -> None:
         bank = CellBank(REFERENCE_CONTEXT, space).to(device)
-        bank.warm_up()
+        with cpu_threads(threads if device == "cpu" else None):
+            bank.warm_up()
         self.cell = bank.select([space.primitives.index(REFERENCE_OP)] * space.num_edges)
         self.device, self.threads = device, threads
 
@@ -64,19 +78,53 @@ class ReferenceClock:
 
 def make_labeler(rule: StandardErrorRule, clock: ReferenceClock, reference_ms: float,
                  space: SearchSpace = DARTS_SPACE, device: str = "cpu",
-                 threads: int | None = 1):
-    """A dataset labeler: per reset, the sampled cell's time over the reference cell's."""
+                 threads: int | None = 1, control: OpLatencyTable | None = None):
+    """A dataset labeler: per reset, the sampled cell's time over the reference cell's.
+
+    Per reset, ``rule.timings_per_reset`` passes of the sampled cell alternate with passes of
+    the reference cell and the reset's value is the ``rule.statistic`` of their ratios. With a
+    ``control`` table, the label is corrected by the table's prediction for each drawn cell
+    (:func:`~lenna_core.convergence.control_variate_mean`), and the stopping rule judges the
+    corrected values: the same expectation, from fewer resets.
+    """
+    statistic = getattr(np, rule.statistic)
+
     def labeler(context: CellContext, probs: torch.Tensor, generator: torch.Generator,
                 bank: CellBank) -> dict:
+        # Everything between the timed passes runs on the timing's threads too: with more
+        # threads than the cores a pinned process may use, idle OpenMP workers spin on the
+        # core the next pass is timed on (the warm-up alone then took 5.6 s per block).
+        with cpu_threads(threads if device == "cpu" else None):
+            return _label(context, probs, generator, bank)
+
+    def _label(context: CellContext, probs: torch.Tensor, generator: torch.Generator,
+               bank: CellBank) -> dict:
         bank.warm_up()
+        if control is not None:
+            op_ms, fixed_ms = control.block_arrays([context], "the control variate")
+            op_ms, fixed_ms = op_ms[0], float(fixed_ms[0])
+            expected = fixed_ms + float((probs.numpy() * op_ms).sum())
         ratios: list[float] = []
-        while not rule.should_stop(ratios):
-            _, result = time_sampled_cell(context, probs, space, generator=generator, repeats=1,
-                                          warmup=0, device=device, threads=threads, bank=bank)
-            ratios.append(result.times_ms[0] / clock.tick())
-        return {"latency_ms": float(np.mean(ratios)) * reference_ms,
-                "label_rel_se": relative_standard_error(ratios), "resets": len(ratios),
-                "forward_passes": 2 * len(ratios)}
+        predicted: list[float] = []
+        adjusted: list[float] = ratios
+        while not rule.should_stop(adjusted):
+            active = sample_active(probs, space, generator)
+            cell = bank.select(active)
+            for _ in range(rule.warmup_per_reset):
+                measure_latency(cell, context.input_shapes, device=device, repeats=1,
+                                warmup=0, threads=threads)
+            per_pass = [measure_latency(cell, context.input_shapes, device=device, repeats=1,
+                                        warmup=0, threads=threads).times_ms[0] / clock.tick()
+                        for _ in range(rule.timings_per_reset)]
+            ratios.append(float(statistic(per_pass)))
+            if control is not None:
+                predicted.append(fixed_ms + float(op_ms[np.arange(len(active)), active].sum()))
+                adjusted = list(control_variate_mean(ratios, predicted, expected)[1])
+        mean = float(np.mean(adjusted))
+        return {"latency_ms": mean * reference_ms,
+                "label_rel_se": relative_standard_error(adjusted), "resets": len(ratios),
+                "forward_passes": len(ratios) * (2 * rule.timings_per_reset
+                                                 + rule.warmup_per_reset)}
     return labeler
 
 
@@ -96,7 +144,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alpha-kinds", default=None,
                         help="weights of the probability kinds, e.g. 'derived=1' "
                              "(default: SamplingSpec's mix)")
+    parser.add_argument("--target-rel-error", type=float, default=DEFAULT_RULE.target_rel_error,
+                        help="stop a row when its label's relative standard error is this low")
+    parser.add_argument("--timings-per-reset", type=int,
+                        default=DEFAULT_RULE.timings_per_reset,
+                        help="sampled/reference pass pairs per gate reset (their median ratio)")
+    parser.add_argument("--control-table", default=None,
+                        help="op latency table (chapter 1) whose prediction for each drawn cell "
+                             "corrects the label (a control variate: fewer resets)")
+    parser.add_argument("--held-out-of", default=None,
+                        help="label only the rows chapter 4 holds out of this dataset "
+                             "(its seeded split, --test-fraction; instead of 0..rows-1)")
+    parser.add_argument("--test-fraction", type=float, default=0.2)
     args = parser.parse_args(argv)
+    try:
+        rule = replace(DEFAULT_RULE, target_rel_error=args.target_rel_error,
+                       timings_per_reset=args.timings_per_reset)
+    except ValueError as err:
+        parser.error(str(err))
+    control = OpLatencyTable.from_csv(args.control_table) if args.control_table else None
     spec = SamplingSpec()
     if args.alpha_kinds:
         try:
@@ -107,6 +173,14 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--alpha-kinds={args.alpha_kinds!r}: {err}")
     if args.rows < 1:
         parser.error(f"--rows={args.rows}: must be at least 1")
+    row_ids = range(args.rows)
+    if args.held_out_of:
+        try:
+            _, held_out = held_out_split(read_dataset(args.held_out_of), args.test_fraction,
+                                         args.seed)
+        except (OSError, ValueError) as err:
+            parser.error(f"--held-out-of={args.held_out_of}: {err}")
+        row_ids = sorted(int(i) for i in held_out["row_id"] if i < args.rows)
     if args.core is not None:
         import os
         os.sched_setaffinity(0, {args.core})
@@ -116,18 +190,22 @@ def main(argv: list[str] | None = None) -> None:
         reference_ms = read_metadata(source)["settings"]["rule"]["reference_ms"]
     else:
         reference_ms = clock.calibrate()
-    rule = {"name": type(DEFAULT_RULE).__name__, **asdict(DEFAULT_RULE),
-            "per_reset_value": "time of the sampled cell / time of the reference cell",
-            "label": "mean per-reset ratio x reference_ms",
-            "reference_cell": f"{REFERENCE_OP} on every edge of "
-                              f"{REFERENCE_CONTEXT.to_dict()}",
-            "reference_ms": reference_ms}
+    described = {"name": type(rule).__name__, **asdict(rule),
+                 "per_reset_value": "time of the sampled cell / time of the reference cell",
+                 "label": "mean per-reset ratio x reference_ms",
+                 "reference_cell": f"{REFERENCE_OP} on every edge of "
+                                   f"{REFERENCE_CONTEXT.to_dict()}",
+                 "reference_ms": reference_ms}
+    if control is not None:
+        described["control_variate"] = (f"op latency table {Path(args.control_table).name}: "
+                                         "its sum over the drawn ops, least-squares slope per "
+                                         "row")
     started = time.perf_counter()
     result = generate_dataset(
-        args.out, range(args.rows),
-        make_labeler(DEFAULT_RULE, clock, reference_ms, device=args.device,
-                     threads=args.threads),
-        rule, seed=args.seed, spec=spec, device=args.device, threads=args.threads,
+        args.out, row_ids,
+        make_labeler(rule, clock, reference_ms, device=args.device, threads=args.threads,
+                     control=control),
+        described, seed=args.seed, spec=spec, device=args.device, threads=args.threads,
         run_tag=args.run_tag, cpu_core=args.core)
     print(f"{result} in {time.perf_counter() - started:.0f} s")
 

@@ -17,6 +17,7 @@ from lenna_core.convergence import (
     StandardErrorRule,
     cheapest_matching,
     compare_rules,
+    control_variate_mean,
     label_block,
     mean_entropy,
     probabilities_with_temperature,
@@ -294,3 +295,27 @@ def test_temperature_spans_uniform_to_one_hot():
 def test_bad_arguments_raise_value_errors_that_name_them(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+def test_control_variate_keeps_the_mean_and_removes_what_the_control_explains():
+    rng = np.random.default_rng(0)
+    estimates, plain = [], []
+    for _ in range(400):
+        drawn = rng.choice([1.0, 3.0, 6.0], size=30, p=[0.5, 0.3, 0.2])  # which op was drawn
+        values = drawn * (1 + 0.05 * rng.standard_normal(30))  # timing noise on top
+        estimate, adjusted = control_variate_mean(values, drawn, control_mean=2.6)
+        estimates.append(estimate)
+        plain.append(values.mean())
+        assert adjusted.mean() == pytest.approx(estimate)
+    assert np.mean(estimates) == pytest.approx(2.6, rel=0.003)  # unbiased: E[values] = 2.6
+    assert np.std(estimates) < np.std(plain) / 8
+
+
+def test_control_variate_leaves_values_alone_without_variation_to_use():
+    values = np.array([1.0, 1.2, 0.9, 1.1])
+    assert control_variate_mean(values, [2.0] * 4, 2.0)[0] == pytest.approx(values.mean())
+    assert control_variate_mean(values[:2], [1.0, 2.0], 1.5)[0] == pytest.approx(1.1)
+    with pytest.raises(ValueError, match="controls"):
+        control_variate_mean(values, [1.0, 2.0], 1.5)
+    with pytest.raises(ValueError, match="control_mean"):
+        control_variate_mean(values, values, float("nan"))

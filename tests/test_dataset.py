@@ -17,12 +17,15 @@ import pytest
 import torch
 
 from lenna_core.blocks import network_cell_contexts
+from lenna_core.convergence import StandardErrorRule
 from lenna_core.dataset import (
     SCHEMA_VERSION,
     SamplingSpec,
     generate_dataset,
+    held_out_split,
     probability_columns,
     read_dataset,
+    read_metadata,
     sample_block,
     sample_probabilities,
 )
@@ -247,3 +250,73 @@ def test_cli_refuses_unknown_probability_kinds(tmp_path, capsys):
         main(["--out", str(tmp_path / "x.csv"), "--rows", "1", "--alpha-kinds", "sharp=1"])
     assert "--alpha-kinds='sharp=1'" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_cli_labels_with_passes_per_reset_and_a_control_table(tmp_path):
+    from lenna_core.generate_dataset import main
+
+    out = tmp_path / "precise.csv"
+    data = Path(__file__).resolve().parents[1] / "data"
+    main(["--out", str(out), "--rows", "2", "--target-rel-error", "0.5",
+          "--timings-per-reset", "2", "--control-table", str(data / "op_latency_table.csv"),
+          "--scale-from", str(data / "latency_dataset.csv")])
+    rule = read_metadata(out)["settings"]["rule"]
+    assert rule["timings_per_reset"] == 2 and rule["target_rel_error"] == 0.5
+    assert "op_latency_table.csv" in rule["control_variate"]
+    frame = read_dataset(out)
+    assert (frame["status"] == "ok").all()
+    assert (frame["resets"] == 8).all()  # min_resets: a 50% target is met at once
+    assert (frame["forward_passes"] == 8 * 2 * 2).all()
+    assert (frame["latency_ms"] > 0).all()
+
+
+@pytest.mark.parametrize("flag, value", [("--timings-per-reset", "0"),
+                                         ("--target-rel-error", "1.5")])
+def test_cli_refuses_a_bad_stopping_rule(tmp_path, capsys, flag, value):
+    from lenna_core.generate_dataset import main
+
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "x.csv"), "--rows", "1", flag, value])
+    assert flag.lstrip("-").replace("-", "_") in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_held_out_split_is_chapter_4s_seeded_split_of_the_labelled_rows():
+    from sklearn.model_selection import train_test_split
+
+    frame = pd.DataFrame({"row_id": range(50), "status": ["ok"] * 45 + ["failed"] * 5,
+                          "latency_ms": np.linspace(1, 5, 50)})
+    train, test = held_out_split(frame, 0.2, seed=3)
+    ok = frame[frame["status"] == "ok"].reset_index(drop=True)
+    expected = train_test_split(ok, test_size=0.2, random_state=3)[1]
+    assert test["row_id"].tolist() == expected["row_id"].tolist()
+    assert len(test) == 9 and set(train["row_id"]).isdisjoint(test["row_id"])
+    assert (train["status"] == "ok").all() and (test["status"] == "ok").all()
+    assert test["row_id"].tolist() != held_out_split(frame, 0.2, seed=4)[1]["row_id"].tolist()
+    with pytest.raises(ValueError, match="test_fraction"):
+        held_out_split(frame, 1.0)
+
+
+def test_labeler_warms_up_on_the_timing_threads(monkeypatch):
+    from lenna_core.blocks import CellBank
+    from lenna_core.generate_dataset import ReferenceClock, make_labeler
+
+    seen = []
+    original = CellBank.warm_up
+    monkeypatch.setattr(CellBank, "warm_up",
+                        lambda self: (seen.append(torch.get_num_threads()), original(self)))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        context, probs, _ = sample_block(1, 0, SamplingSpec(channels=(4,), image_sizes=(8,),
+                                                            layers=(5,)))
+        labeler = make_labeler(StandardErrorRule(target_rel_error=0.9, timings_per_reset=1,
+                                                 min_resets=2, warmup_per_reset=0),
+                               ReferenceClock(threads=1), reference_ms=1.0, threads=1)
+        label = labeler(context, torch.from_numpy(probs), torch.Generator().manual_seed(0),
+                        CellBank(context))
+        assert seen == [1, 1]  # the reference clock's warm-up, then the block's
+        assert torch.get_num_threads() == 2  # restored afterwards
+        assert label["resets"] == 2 and label["latency_ms"] > 0
+    finally:
+        torch.set_num_threads(before)
