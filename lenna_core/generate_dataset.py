@@ -37,7 +37,14 @@ import torch
 
 from .blocks import CellBank, CellContext
 from .convergence import StandardErrorRule, control_variate_mean, relative_standard_error
-from .dataset import SamplingSpec, generate_dataset, held_out_split, read_dataset, read_metadata
+from .dataset import (
+    Labeler,
+    SamplingSpec,
+    generate_dataset,
+    held_out_split,
+    read_dataset,
+    read_metadata,
+)
 from .lookup_table import OpLatencyTable
 from .profiler import cpu_threads, measure_latency
 from .search_space import DARTS_SPACE, SearchSpace
@@ -78,7 +85,7 @@ class ReferenceClock:
 
 def make_labeler(rule: StandardErrorRule, clock: ReferenceClock, reference_ms: float,
                  space: SearchSpace = DARTS_SPACE, device: str = "cpu",
-                 threads: int | None = 1, control: OpLatencyTable | None = None):
+                 threads: int | None = 1, control: OpLatencyTable | None = None) -> Labeler:
     """A dataset labeler: per reset, the sampled cell's time over the reference cell's.
 
     Per reset, ``rule.timings_per_reset`` passes of the sampled cell alternate with passes of

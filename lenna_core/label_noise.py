@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 
 from .metrics import latency_metrics
 
@@ -118,7 +118,7 @@ def simex_interval(y_pred: Sequence[float], first: Sequence[float], second: Sequ
         index=lambda q: f"{100 * q:g}%")
 
 
-def out_of_fold_predictions(model, train: pd.DataFrame, scored_ids: Sequence[int], *,
+def out_of_fold_predictions(model: BaseEstimator, train: pd.DataFrame, scored_ids: Sequence[int], *,
                             folds: int = 5, seed: int = 0,
                             extra_train: pd.DataFrame | None = None,
                             target: str = "latency_ms") -> pd.Series:
