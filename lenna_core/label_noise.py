@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from sklearn.base import BaseEstimator, clone
 
-from .metrics import latency_metrics
+from .metrics import latency_metrics, resampled_label_noise
 
 #: SIMEX's steps: the label-noise variance added, in units of the noise variance the mean of
 #: two labellings carries already (half that of one labelling).
@@ -79,16 +79,12 @@ def simex_metrics(y_pred: Sequence[float], first: Sequence[float], second: Seque
     if len(steps) < 2 or min(steps) <= 0:
         raise ValueError(f"steps={steps}: need at least two positive noise steps")
     base = mean_of_two(a, b)
-    # One labelling's log noise, one sample per pair: log(a / b) is the difference of two
-    # independent noises, so dividing by sqrt(2) gives one noise's spread.
-    one_noise = np.log(a / b) / np.sqrt(2)
     rng = np.random.default_rng(seed)
     rows = [{"step": 0.0, **latency_metrics(base, p)}]
     for step in steps:
         scores = []
         for _ in range(draws):
-            noise = (rng.choice(one_noise, size=base.size)
-                     * rng.choice([-1.0, 1.0], size=base.size) * np.sqrt(step / 2))
+            noise = resampled_label_noise(a, b, base.size, rng) * np.sqrt(step / 2)
             scores.append(latency_metrics(base * np.exp(noise), p))
         rows.append({"step": step, **pd.DataFrame(scores).mean().to_dict()})
     curve = pd.DataFrame(rows).assign(noise=lambda d: (1 + d["step"]) / 2)

@@ -44,6 +44,17 @@ def noise_floor(first: Sequence[float], second: Sequence[float]) -> dict[str, fl
     return latency_metrics(first, second)
 
 
+def resampled_label_noise(first: np.ndarray, second: np.ndarray, size: int,
+                          rng: np.random.Generator) -> np.ndarray:
+    """``size`` draws of one labelling's log noise, resampled from two labellings.
+
+    ``log(first / second)`` is the difference of two independent noises, so divided by
+    sqrt(2) it has one noise's spread; each draw takes one pair's value with a random sign.
+    """
+    log_noise = np.log(first / second) / np.sqrt(2)
+    return rng.choice(log_noise, size=size) * rng.choice([-1.0, 1.0], size=size)
+
+
 def perfect_predictor_ceiling(first: Sequence[float], second: Sequence[float],
                               y_true: Sequence[float], draws: int = 200,
                               seed: int = 0) -> dict[str, float]:
@@ -62,10 +73,9 @@ def perfect_predictor_ceiling(first: Sequence[float], second: Sequence[float],
     _as_arrays(truth, truth)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"draws={draws!r}: must be a positive integer")
-    log_noise = np.log(a / b) / np.sqrt(2)
     rng = np.random.default_rng(seed)
     scores = []
     for _ in range(draws):
-        noise = rng.choice(log_noise, size=truth.size) * rng.choice([-1.0, 1.0], size=truth.size)
+        noise = resampled_label_noise(a, b, truth.size, rng)
         scores.append(latency_metrics(truth * np.exp(noise), truth))
     return {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
