@@ -69,12 +69,7 @@ from sklearn.model_selection import train_test_split
 
 from lenna_core import dataset as ds
 from lenna_core.book import setup_book
-from lenna_core.label_noise import (
-    out_of_fold_predictions,
-    plot_extrapolation,
-    score_three_ways,
-    simex_interval,
-)
+from lenna_core.label_noise import plot_extrapolation, score_models_on_pairs, simex_interval
 from lenna_core.linear_model import ElasticNetLatency
 from lenna_core.lookup_table import LookupTableModel, OpLatencyTable
 from lenna_core.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
@@ -246,25 +241,18 @@ print("learning-curve points:", len(curve), "| ablation metrics:", sorted(ablati
 # ±10%.
 
 # %% tags=["nbval-ignore-output"]
-twice = pairs.set_index("row_id")
-truth_predictions, truth_scores, truth_curves = {}, {}, {}
-for name, model in models.items():
-    predicted = out_of_fold_predictions(model, ok, twice.index, folds=truth_folds, seed=seed,
-                                        extra_train=extra_train)
-    labels = twice.loc[predicted.index]
-    truth_predictions[name] = predicted
-    truth_scores[name], truth_curves[name] = score_three_ways(
-        predicted, labels["latency_ms_first"], labels["latency_ms_second"], seed=seed)
-truth_table = pd.concat(truth_scores, names=["model"])
+truth = score_models_on_pairs(models, ok, pairs, folds=truth_folds, seed=seed,
+                              extra_train=extra_train)
+truth_table = pd.concat({name: scores.table for name, scores in truth.items()}, names=["model"])
 truth_table.round(3)
 
 # %% tags=["nbval-ignore-output"]
 shown = ["MLP", "MLP on lookup table", "lookup table, calibrated"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for ax, (metric, target) in zip(axes, [("kendall_tau", 0.90), ("within_10_pct", 95.0)]):
-    plot_extrapolation({n: truth_curves[n] for n in shown},
-                       {n: truth_scores[n].loc[truth_scores[n].index[-1], metric]
-                        for n in shown}, metric, ax=ax, target=target)
+    plot_extrapolation({n: truth[n].curve for n in shown},
+                       {n: truth[n].table[metric].iloc[-1] for n in shown}, metric, ax=ax,
+                       target=target)
 axes[0].legend(fontsize=8)
 fig.suptitle("Scores as the label noise grows, read off at zero noise (hollow markers)")
 fig.tight_layout()
@@ -297,10 +285,10 @@ for name in [n for n in predictions if n != "MLP"]:
           f"{table.loc[name, 'within_10_pct']:.1f}% within ±10%, Kendall tau "
           f"{table.loc[name, 'kendall_tau']:.3f}, RMSE {table.loc[name, 'rmse_ms']:.3f} ms")
 saved_name = "MLP on lookup table" if save_with_prior else "MLP"
-labels = twice.loc[truth_predictions[saved_name].index]
-band = simex_interval(truth_predictions[saved_name], labels["latency_ms_first"],
-                      labels["latency_ms_second"], seed=seed)
-for scoring, row in truth_scores[saved_name].iterrows():
+saved_scores = truth[saved_name]
+band = simex_interval(saved_scores.predicted, saved_scores.first, saved_scores.second,
+                      seed=seed)
+for scoring, row in saved_scores.table.iterrows():
     print(f"{saved_name}, {int(row['n'])} twice-labelled blocks out of fold, against "
           f"{scoring}: Kendall tau {row['kendall_tau']:.3f}, {row['within_10_pct']:.1f}% "
           f"within ±10%, MAPE {row['mape_pct']:.2f}%")

@@ -16,7 +16,8 @@ The predictions must not come from models that saw the scored blocks in training
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -169,3 +170,32 @@ def plot_extrapolation(curves: dict[str, pd.DataFrame], estimates: dict[str, flo
     ax.set(xlabel="label-noise variance (1 = one labelling, 0.5 = mean of two)",
            ylabel=metric, xlim=(-0.05, grid[-1] + 0.05))
     return ax
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """One model on the twice-labelled blocks: out-of-fold predictions, both labellings (ms,
+    indexed by row_id), the :func:`score_three_ways` table and its SIMEX curve."""
+
+    predicted: pd.Series
+    first: pd.Series
+    second: pd.Series
+    table: pd.DataFrame
+    curve: pd.DataFrame
+
+
+def score_models_on_pairs(models: Mapping[str, BaseEstimator], train: pd.DataFrame,
+                          pairs: pd.DataFrame, *, folds: int = 5, seed: int = 0,
+                          extra_train: pd.DataFrame | None = None) -> dict[str, PairScores]:
+    """Each model, refitted out of fold, scored three ways on the blocks of ``pairs``
+    (:func:`~lenna_core.dataset.paired_labels`: row_id, latency_ms_first, latency_ms_second)."""
+    labels = pairs.set_index("row_id")
+    scores = {}
+    for name, model in models.items():
+        predicted = out_of_fold_predictions(model, train, labels.index, folds=folds, seed=seed,
+                                            extra_train=extra_train)
+        first = labels.loc[predicted.index, "latency_ms_first"]
+        second = labels.loc[predicted.index, "latency_ms_second"]
+        table, curve = score_three_ways(predicted, first, second, seed=seed)
+        scores[name] = PairScores(predicted, first, second, table, curve)
+    return scores

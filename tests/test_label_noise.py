@@ -14,6 +14,7 @@ from lenna_core.label_noise import (
     mean_of_two,
     out_of_fold_predictions,
     plot_extrapolation,
+    score_models_on_pairs,
     score_three_ways,
     simex_interval,
     simex_metrics,
@@ -156,3 +157,16 @@ def test_out_of_fold_predictions_train_on_the_extra_rows():
 def test_out_of_fold_predictions_reject_bad_input(ids, folds, match):
     with pytest.raises(ValueError, match=match):
         out_of_fold_predictions(_nearest_neighbour(), _frame(range(10)), ids, folds=folds)
+
+
+def test_models_are_scored_out_of_fold_on_the_paired_blocks():
+    train = _frame(range(30))
+    pairs = pd.DataFrame({"row_id": [2, 5, 9, 14, 22, 27],
+                          "latency_ms_first": [1.1, 2.0, 3.2, 1.5, 4.1, 2.2],
+                          "latency_ms_second": [1.0, 2.2, 3.0, 1.6, 3.9, 2.4]})
+    scores = score_models_on_pairs({"1-NN": _nearest_neighbour()}, train, pairs, folds=3)
+    got = scores["1-NN"]
+    expected = out_of_fold_predictions(_nearest_neighbour(), train, pairs["row_id"], folds=3)
+    pd.testing.assert_series_equal(got.predicted, expected)
+    assert got.first.tolist() == [1.1, 2.0, 3.2, 1.5, 4.1, 2.2]
+    assert got.table.equals(score_three_ways(expected, got.first, got.second)[0])
