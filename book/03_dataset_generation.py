@@ -31,7 +31,7 @@
 # calibrated once for the dataset and stored in its metadata. Both cells see the same phase,
 # and it cancels.
 #
-# The reference dataset was measured once, on the machine named below, with
+# The reference dataset was measured on the machine named below, with
 #
 # ```bash
 # python -m lenna_core.generate_dataset --out data/latency_dataset.csv --rows 3000 --core 1
@@ -42,15 +42,23 @@
 # (and the first dataset's calibrated reference latency): the noise floor. To use your own device, run the same commands (add `--device cuda` for a
 # GPU) into new files and point `dataset_path` and `noise_floor_path` at them.
 #
-# More precise labels for the blocks chapter 4 holds out come from the same command with
-# `--held-out-of data/latency_dataset.csv --target-rel-error 0.01 --timings-per-reset 3
-# --control-table data/op_latency_table.csv`: three pass pairs per reset, and the op table's
-# prediction for each drawn cell as a control variate (the README has the whole command).
-# They are not committed: on the machine of 2026-12-03, two such labellings of the same 37
-# held-out blocks, 2.5 s per block, still disagreed by 1.9% (MAPE), about 1.9% of noise per
-# label against the 1% each one claims, so part of a label's error does not shrink with more
-# resets. Nor can labels from another machine join the reference dataset: on the machine of
-# 2026-12-03 the same blocks ran 5% slower, relative to the reference cell, than in it.
+# The 600 blocks chapter 4 holds out were then labelled twice more, to a 1% standard error:
+#
+# ```bash
+# python -m lenna_core.generate_dataset --out data/latency_dataset_precise.csv --rows 3000 --held-out-of data/latency_dataset.csv --target-rel-error 0.01 --timings-per-reset 3 --control-table data/op_latency_table.csv --run-tag precise --scale-from data/latency_dataset.csv --core 0
+# ```
+#
+# and the same with `--run-tag precise_repeat` into `latency_dataset_precise_repeat.csv`:
+# three pass pairs per reset, and the op table's prediction for each drawn cell as a control
+# variate, 2.7 s per block. The two precise labellings disagree by 2.4% (MAPE; 98.8% within
+# ±10%), against 5.1% for two standard ones. That is about 2.1% of noise per label against the
+# 1% each one claims: part of a label's error does not shrink with more resets.
+#
+# Labels from another machine cannot join a dataset. The same blocks, timed on the machine of
+# 2026-12-03, ran 11% slower, relative to the reference cell, than on the machine that
+# labelled the first reference dataset (2026-11-23). So that day the dataset, its noise floor,
+# the derived-cell blocks, the op table (chapter 1) and the precise labels were all measured
+# again, in one session, on one machine.
 #
 # | parameter | meaning | unit / range |
 # |---|---|---|

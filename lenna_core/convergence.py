@@ -56,8 +56,10 @@ def _as_values(values: Sequence[float] | np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     if v.ndim != 1:
         raise ValueError(f"values must be one-dimensional (one value per reset); got {v.shape}")
-    if v.size and (not np.isfinite(v).all() or (v <= 0).any()):
-        raise ValueError("values must be finite, positive latencies (ms)")
+    # A positive mean, not every value positive: a control-variate adjustment
+    # (control_variate_mean) can push a single reset below zero while the mean stays right.
+    if v.size and (not np.isfinite(v).all() or v.mean() <= 0):
+        raise ValueError("values must be finite per-reset latencies (ms) with a positive mean")
     return v
 
 
@@ -264,7 +266,9 @@ def _running_rse(values: np.ndarray) -> np.ndarray:
     s1, s2 = np.cumsum(x, axis=1), np.cumsum(x * x, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         var = np.clip((s2 - s1 * s1 / n) / (n - 1), 0.0, None)
-        return np.sqrt(var / n) / (s1 / n + values[:, :1])
+        mean = s1 / n + values[:, :1]
+        # A running mean at or below zero (adjusted values) has no relative error: not yet.
+        return np.where(mean > 0, np.sqrt(var / n) / np.where(mean > 0, mean, 1.0), np.inf)
 
 
 Rule = LennaRule | StandardErrorRule

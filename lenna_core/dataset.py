@@ -22,7 +22,7 @@ import time
 import traceback
 import warnings
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,7 +186,7 @@ def read_dataset(path: str | os.PathLike, space: SearchSpace | None = None) -> p
     meta_path = _metadata_path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; generate it with "
-                                "`python -m lenna_core.dataset --out {path}`")
+                                f"`python -m lenna_core.generate_dataset --out {path}`")
     if not meta_path.exists():
         raise ValueError(f"{path} has no metadata file {meta_path.name}; it was not written by "
                          "lenna_core.dataset (or the metadata was lost)")
@@ -227,6 +227,28 @@ def read_dataset(path: str | os.PathLike, space: SearchSpace | None = None) -> p
     if len(duplicated):
         raise ValueError(f"{path}: row ids {sorted(duplicated.tolist())[:5]} appear twice")
     return frame
+
+
+def drop_failed_rows(path: str | os.PathLike) -> list[int]:
+    """Remove the rows a run failed on from a dataset CSV, so that resuming labels them again.
+
+    The other lines are kept byte for byte and the file is replaced atomically; returns the
+    dropped row ids. No run may be writing the file meanwhile.
+    """
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    if text and not text.endswith("\n"):
+        raise ValueError(f"{path} ends in a partial line: a run is writing it, or was killed "
+                         "(resume it once to repair the file), so its rows cannot be rewritten")
+    frame = read_dataset(path)  # checks the schema and every row first
+    failed = frame.loc[frame["status"] == "failed", "row_id"].astype(int).tolist()
+    if failed:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        status = rows[0].index("status")
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(_format_row(row) for row in rows if row[status] != "failed"))
+        os.replace(tmp, path)
+    return failed
 
 
 # ---------------------------------------------------------------------------- generation
@@ -379,6 +401,51 @@ def held_out_split(frame: pd.DataFrame, test_fraction: float = 0.2,
         raise ValueError(f"test_fraction={test_fraction}: must lie strictly between 0 and 1")
     ok = frame[frame["status"] == "ok"].reset_index(drop=True)
     return train_test_split(ok, test_size=test_fraction, random_state=seed)
+
+
+def read_relabellings(paths: Sequence[str | os.PathLike],
+                      dataset_path: str | os.PathLike) -> list[pd.DataFrame]:
+    """Read other labellings of a dataset's blocks, checking that each labelled the same
+    blocks (seed, sampling, device) in the same milliseconds (``--scale-from`` the dataset)."""
+    reference = read_metadata(dataset_path)["settings"]
+    frames = []
+    for path in paths:
+        settings = read_metadata(path)["settings"]
+        for key in ("seed", "spec", "device", "space"):
+            if settings.get(key) != reference.get(key):
+                raise ValueError(f"{path} has {key}={settings.get(key)!r} but {dataset_path} "
+                                 f"{reference.get(key)!r}: it labelled other blocks")
+        if settings["rule"]["reference_ms"] != reference["rule"]["reference_ms"]:
+            raise ValueError(f"{path} is scaled by another reference-cell calibration than "
+                             f"{dataset_path}: label it with --scale-from {dataset_path}")
+        frames.append(read_dataset(path))
+    return frames
+
+
+def relabelled(frame: pd.DataFrame, labellings: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """``frame``'s rows, ``latency_ms`` replaced by the geometric mean of other labellings.
+
+    Each labelling's own label is kept as ``latency_ms_1``, ``latency_ms_2``, ... (the noise
+    floor between them); the columns that described the old label (its standard error,
+    resets, time) are dropped. A row of ``frame`` that a labelling lacks or failed on is an
+    error: a label averaged over fewer labellings would be noisier than the rest.
+    """
+    if not labellings:
+        raise ValueError("labellings is empty: pass at least one labelled dataset")
+    old_label = ["latency_ms", "label_rel_se", "resets", "forward_passes", "seconds", "error"]
+    out = frame.drop(columns=[c for c in old_label if c in frame]).reset_index(drop=True)
+    columns = []
+    for k, labelling in enumerate(labellings, start=1):
+        labels = labelling.loc[labelling["status"] == "ok"].set_index("row_id")["latency_ms"]
+        missing = sorted(set(out["row_id"]) - set(labels.index))
+        if missing:
+            raise ValueError(f"labelling {k} has no label for {len(missing)} of the "
+                             f"{len(out)} rows (row_id {missing[:5]}...): label them with "
+                             "the same command (it resumes), or drop those rows first")
+        columns.append(f"latency_ms_{k}")
+        out[columns[-1]] = labels.loc[out["row_id"]].to_numpy(dtype=float)
+    out["latency_ms"] = np.exp(np.log(out[columns].to_numpy()).mean(axis=1))
+    return out.copy()
 
 
 def describe_dataset(frame: pd.DataFrame) -> pd.DataFrame:

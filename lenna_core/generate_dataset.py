@@ -13,7 +13,9 @@ sees the same phase, so each reset records the *ratio* of the two, and the label
 ratio times the reference cell's latency, calibrated once per dataset. (On this CPU that cut
 the disagreement between two independent labellings of the same blocks from 19% to 5%.)
 
-More precise labels, for the blocks chapter 4 holds out:
+More precise labels, for the blocks chapter 4 holds out (run it again with
+``--run-tag precise_repeat`` into ``latency_dataset_precise_repeat.csv`` for their noise
+floor):
 
     python -m lenna_core.generate_dataset --out data/latency_dataset_precise.csv --rows 3000 \
         --held-out-of data/latency_dataset.csv --target-rel-error 0.01 --timings-per-reset 3 \
@@ -23,6 +25,8 @@ More precise labels, for the blocks chapter 4 holds out:
 Three pass pairs per reset average the timing jitter of one pass, and the op table's
 prediction for each drawn cell (a control variate) removes most of the spread that comes from
 which ops the gates drew; a label then needs far fewer resets for the same standard error.
+A row that fails is recorded as failed and the run goes on; ``--retry-failed`` labels such
+rows again.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from .convergence import StandardErrorRule, control_variate_mean, relative_stand
 from .dataset import (
     Labeler,
     SamplingSpec,
+    drop_failed_rows,
     generate_dataset,
     held_out_split,
     read_dataset,
@@ -104,6 +109,13 @@ def make_labeler(rule: StandardErrorRule, clock: ReferenceClock, reference_ms: f
         with cpu_threads(threads if device == "cpu" else None):
             return _label(context, probs, generator, bank)
 
+    def _stops(values: list[float]) -> bool:
+        # Adjusted values can average below zero over the first few resets (a wild slope):
+        # no estimate yet, so go on, up to max_resets.
+        if len(values) >= rule.max_resets:
+            return True
+        return bool(values) and float(np.mean(values)) > 0 and rule.should_stop(values)
+
     def _label(context: CellContext, probs: torch.Tensor, generator: torch.Generator,
                bank: CellBank) -> dict:
         bank.warm_up()
@@ -114,7 +126,7 @@ def make_labeler(rule: StandardErrorRule, clock: ReferenceClock, reference_ms: f
         ratios: list[float] = []
         predicted: list[float] = []
         adjusted: list[float] = ratios
-        while not rule.should_stop(adjusted):
+        while not _stops(adjusted):
             active = sample_active(probs, space, generator)
             cell = bank.select(active)
             for _ in range(rule.warmup_per_reset):
@@ -128,6 +140,9 @@ def make_labeler(rule: StandardErrorRule, clock: ReferenceClock, reference_ms: f
                 predicted.append(fixed_ms + float(op_ms[np.arange(len(active)), active].sum()))
                 adjusted = list(control_variate_mean(ratios, predicted, expected)[1])
         mean = float(np.mean(adjusted))
+        if mean <= 0:  # only an adjusted mean stopped by max_resets can get here
+            raise ValueError(f"the control-variate label is {mean:.3g} after {len(ratios)} "
+                             "resets: raise max_resets or label without --control-table")
         return {"latency_ms": mean * reference_ms,
                 "label_rel_se": relative_standard_error(adjusted), "resets": len(ratios),
                 "forward_passes": len(ratios) * (2 * rule.timings_per_reset
@@ -159,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control-table", default=None,
                         help="op latency table (chapter 1) whose prediction for each drawn cell "
                              "corrects the label (a control variate: fewer resets)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="label again the rows an earlier run of --out failed on (they "
+                             "are removed from the file first)")
     parser.add_argument("--held-out-of", default=None,
                         help="label only the rows chapter 4 holds out of this dataset "
                              "(its seeded split, --test-fraction; instead of 0..rows-1)")
@@ -188,6 +206,12 @@ def main(argv: list[str] | None = None) -> None:
         except (OSError, ValueError) as err:
             parser.error(f"--held-out-of={args.held_out_of}: {err}")
         row_ids = sorted(int(i) for i in held_out["row_id"] if i < args.rows)
+    if args.retry_failed and Path(args.out).exists():
+        try:
+            dropped = drop_failed_rows(args.out)
+        except (OSError, ValueError) as err:
+            parser.error(f"--retry-failed: {err}")
+        print(f"labelling again {len(dropped)} rows that failed before: {dropped[:10]}")
     if args.core is not None:
         import os
         os.sched_setaffinity(0, {args.core})

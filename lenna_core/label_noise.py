@@ -12,6 +12,9 @@ separate the two:
 
 The predictions must not come from models that saw the scored blocks in training;
 :func:`out_of_fold_predictions` provides such predictions for the labelled pairs.
+
+The direct way is better labels: the held-out blocks labelled again to a lower standard error,
+twice (:func:`~lenna_core.dataset.relabelled`, :func:`score_on_relabelled`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ import pandas as pd
 from matplotlib.axes import Axes
 from sklearn.base import BaseEstimator, clone
 
-from .metrics import latency_metrics, resampled_label_noise
+from .metrics import (
+    compare_models,
+    latency_metrics,
+    noise_floor,
+    perfect_predictor_ceiling,
+    resampled_label_noise,
+)
 
 #: SIMEX's steps: the label-noise variance added, in units of the noise variance the mean of
 #: two labellings carries already (half that of one labelling).
@@ -199,3 +208,55 @@ def score_models_on_pairs(models: Mapping[str, BaseEstimator], train: pd.DataFra
         table, curve = score_three_ways(predicted, first, second, seed=seed)
         scores[name] = PairScores(predicted, first, second, table, curve)
     return scores
+
+
+def _labelling_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith("latency_ms_") and c[11:].isdigit()]
+
+
+def score_on_relabelled(models: Mapping[str, BaseEstimator], frame: pd.DataFrame, *,
+                        seed: int = 0) -> pd.DataFrame:
+    """Fitted models scored on rows labelled anew (:func:`~lenna_core.dataset.relabelled`).
+
+    With two or more labellings, two rows follow the models: "noise floor", the first two
+    labellings against each other, and "perfect predictor (expected)", an error-free model's
+    expected score against the mean label (its noise estimated from those two).
+    """
+    table = compare_models(frame["latency_ms"],
+                           {name: model.predict(frame) for name, model in models.items()})
+    columns = _labelling_columns(frame)
+    if len(columns) >= 2:
+        first, second = frame[columns[0]], frame[columns[1]]
+        table.loc["noise floor"] = pd.Series(noise_floor(first, second))
+        table.loc["perfect predictor (expected)"] = pd.Series(perfect_predictor_ceiling(
+            first, second, frame["latency_ms"], seed=seed, averaged=len(columns)))
+    return table
+
+
+def plot_parity_panels(measured: Sequence[float], panels: Mapping[str, Sequence[float]], *,
+                       xlabel: str = "measured (ms)") -> plt.Figure:
+    """One log-log parity panel per entry of ``panels`` against the same ``measured``
+    latencies, with the diagonal, the +/-10% corridor and the panel's metrics."""
+    if not panels:
+        raise ValueError("panels is empty: pass at least one series to plot")
+    x = np.asarray(measured, dtype=float)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.3), squeeze=False)
+    lo, hi = x.min() * 0.85, x.max() * 1.15
+    line = np.array([lo, hi])
+    for ax, (name, values) in zip(axes[0], panels.items()):
+        m = latency_metrics(x, values)
+        ax.scatter(x, values, s=8, alpha=0.5)
+        ax.plot(line, line, color="k", lw=1)
+        for factor in (0.9, 1.1):
+            ax.plot(line, line * factor, color="0.5", lw=1, ls="--")
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel=xlabel,
+               ylabel=f"{name} (ms)",
+               title=f"{name}\n{m['within_10_pct']:.1f}% within ±10%, Kendall tau "
+                     f"{m['kendall_tau']:.3f}")
+        ax.title.set_fontsize(10)
+        ticks = [t for t in (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64) if lo <= t <= hi]
+        ax.minorticks_off()  # log-axis minor labels ("3x10^0") collide on a narrow range
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    fig.tight_layout()
+    return fig

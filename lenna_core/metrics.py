@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 
@@ -35,6 +36,14 @@ def latency_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[st
     }
 
 
+def compare_models(y_true: Sequence[float],
+                   predictions: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """One row of ``latency_metrics`` per model, all scored against the same labels."""
+    if not predictions:
+        raise ValueError("predictions is empty: pass at least one model's predictions")
+    return pd.DataFrame({name: latency_metrics(y_true, p) for name, p in predictions.items()}).T
+
+
 def noise_floor(first: Sequence[float], second: Sequence[float]) -> dict[str, float]:
     """The same metrics between two independent measurements of the same blocks.
 
@@ -57,14 +66,15 @@ def resampled_label_noise(first: np.ndarray, second: np.ndarray, size: int,
 
 def perfect_predictor_ceiling(first: Sequence[float], second: Sequence[float],
                               y_true: Sequence[float], draws: int = 200,
-                              seed: int = 0) -> dict[str, float]:
+                              seed: int = 0, averaged: int = 1) -> dict[str, float]:
     """Expected metrics of an error-free model scored against one noisy labelling of ``y_true``.
 
     The noise of one label is estimated from two labellings of the same blocks: their log
     ratio is the difference of two independent noises, so one label's log noise is that ratio
     divided by sqrt(2), with a random sign. Each draw perturbs ``y_true`` with resampled noise
     and scores the unperturbed values against it; the result is the mean over draws. This is
-    the best any predictor can expect on ``y_true``, metric by metric.
+    the best any predictor can expect on ``y_true``, metric by metric. ``averaged=k`` scores
+    against the geometric mean of k such labellings instead (log noise shrunk by sqrt(k)).
     """
     a, b = _as_arrays(first, second)
     if (b <= 0).any():
@@ -73,9 +83,12 @@ def perfect_predictor_ceiling(first: Sequence[float], second: Sequence[float],
     _as_arrays(truth, truth)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"draws={draws!r}: must be a positive integer")
+    if isinstance(averaged, bool) or not isinstance(averaged, int) or averaged < 1:
+        raise ValueError(f"averaged={averaged!r}: must be a positive integer (labellings "
+                         "averaged into each label)")
     rng = np.random.default_rng(seed)
     scores = []
     for _ in range(draws):
-        noise = resampled_label_noise(a, b, truth.size, rng)
+        noise = resampled_label_noise(a, b, truth.size, rng) / np.sqrt(averaged)
         scores.append(latency_metrics(truth * np.exp(noise), truth))
     return {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}

@@ -91,6 +91,9 @@ def machine_fingerprint(device: str | torch.device = "cpu") -> dict:
         "cpu_model": _cpu_model(), **_cpu_details(), "cpu_count": os.cpu_count(),
         "platform": platform.platform(), "python": platform.python_version(),
         "torch": torch.__version__, "cuda": torch.version.cuda,
+        # The kernels' code path: scripts/cpu_isa.sh pins AVX2 on a wider CPU, and the same
+        # op times differently on the two paths.
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "load_average_1_5_15": [round(x, 2) for x in load],
     }
 

@@ -319,3 +319,14 @@ def test_control_variate_leaves_values_alone_without_variation_to_use():
         control_variate_mean(values, [1.0, 2.0], 1.5)
     with pytest.raises(ValueError, match="control_mean"):
         control_variate_mean(values, values, float("nan"))
+
+
+def test_adjusted_values_below_zero_are_judged_by_their_mean():
+    # A control-variate adjustment can push one reset below zero; the rule takes the values.
+    rule = StandardErrorRule(target_rel_error=0.5, min_resets=3, max_resets=50)
+    assert rule.stopping_point([1.0, 1.2, -0.1, 1.1]) == 4
+    # A running mean at or below zero is no estimate yet: its "relative error" is negative,
+    # which must not count as converged.
+    assert StandardErrorRule(target_rel_error=0.5, min_resets=2,
+                             max_resets=50).stopping_point([-3.0, -3.1, 10.0, 10.0]) is None
+    assert np.isinf(rule.relative_standard_errors([-3.0, -3.1, 10.0])[1])

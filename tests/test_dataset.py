@@ -21,11 +21,14 @@ from lenna_core.convergence import StandardErrorRule
 from lenna_core.dataset import (
     SCHEMA_VERSION,
     SamplingSpec,
+    drop_failed_rows,
     generate_dataset,
     held_out_split,
     probability_columns,
     read_dataset,
     read_metadata,
+    read_relabellings,
+    relabelled,
     sample_block,
     sample_probabilities,
 )
@@ -191,6 +194,30 @@ def test_a_failing_block_is_recorded_and_the_run_goes_on(tmp_path):
     assert failed["latency_ms"].isna().all()
 
 
+def test_failed_rows_are_dropped_and_labelled_again_on_resume(tmp_path):
+    def flaky(context, probs, generator, bank):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory (simulated)")
+        return fake_labeler(context, probs, generator, bank)
+
+    calls = []
+    path = tmp_path / "d.csv"
+    generate_dataset(path, range(4), flaky, RULE, spec=SMALL, progress=False)
+    kept = [line for line in path.read_text().splitlines() if ",failed," not in line]
+    assert drop_failed_rows(path) == [1]
+    assert path.read_text().splitlines() == kept  # the other rows byte for byte
+    assert drop_failed_rows(path) == []
+    result = generate_dataset(path, range(4), fake_labeler, RULE, spec=SMALL, progress=False)
+    assert result == {"written": 1, "skipped": 3, "failed": 0}
+    frame = read_dataset(path)
+    assert (frame["status"] == "ok").all() and sorted(frame["row_id"]) == [0, 1, 2, 3]
+    with open(path, "a") as f:
+        f.write("4,ok,")  # a run still writing
+    with pytest.raises(ValueError, match="partial line"):
+        drop_failed_rows(path)
+
+
 def test_resuming_with_other_settings_is_refused_and_nothing_is_lost(tmp_path):
     path = tmp_path / "d.csv"
     generate_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
@@ -295,6 +322,50 @@ def test_held_out_split_is_chapter_4s_seeded_split_of_the_labelled_rows():
     assert test["row_id"].tolist() != held_out_split(frame, 0.2, seed=4)[1]["row_id"].tolist()
     with pytest.raises(ValueError, match="test_fraction"):
         held_out_split(frame, 1.0)
+
+
+def _labelling(ids, latencies, failed=()):
+    return pd.DataFrame({"row_id": ids, "latency_ms": latencies,
+                         "status": ["failed" if i in failed else "ok" for i in ids]})
+
+
+def test_relabelled_takes_the_geometric_mean_of_the_labellings_row_by_row():
+    test = pd.DataFrame({"row_id": [7, 3], "C": [16, 8], "latency_ms": [9.0, 9.0],
+                         "resets": [30, 12]})
+    first = _labelling([3, 5, 7], [1.0, 50.0, 2.0])
+    second = _labelling([7, 3], [8.0, 4.0])  # another row order
+    out = relabelled(test, [first, second])
+    assert out["row_id"].tolist() == [7, 3] and out["C"].tolist() == [16, 8]
+    assert "resets" not in out  # it described the old label
+    assert out["latency_ms_1"].tolist() == [2.0, 1.0]
+    assert out["latency_ms_2"].tolist() == [8.0, 4.0]
+    assert out["latency_ms"].tolist() == pytest.approx([4.0, 2.0])
+    assert test["latency_ms"].tolist() == [9.0, 9.0]  # the input is left as it was
+
+
+def test_relabelled_refuses_rows_a_labelling_lacks():
+    test = pd.DataFrame({"row_id": [1, 2], "latency_ms": [1.0, 1.0]})
+    with pytest.raises(ValueError, match="labelling 2 has no label for 1 of the 2 rows"):
+        relabelled(test, [_labelling([1, 2], [1.0, 2.0]),
+                          _labelling([1, 2], [1.0, 2.0], failed={2})])
+    with pytest.raises(ValueError, match="labellings is empty"):
+        relabelled(test, [])
+
+
+def test_relabellings_must_share_the_datasets_blocks_and_calibration(tmp_path):
+    def labelled(name, seed=0, reference_ms=5.0):
+        path = tmp_path / name
+        generate_dataset(path, range(3), fake_labeler, {"name": "fake", "reference_ms":
+                         reference_ms}, seed=seed, spec=SMALL, progress=False)
+        return path
+
+    dataset = labelled("main.csv")
+    frames = read_relabellings([labelled("again.csv")], dataset)
+    assert len(frames) == 1 and frames[0]["row_id"].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="--scale-from"):
+        read_relabellings([labelled("rescaled.csv", reference_ms=6.0)], dataset)
+    with pytest.raises(ValueError, match="seed=1"):
+        read_relabellings([labelled("other_blocks.csv", seed=1)], dataset)
 
 
 def test_labeler_warms_up_on_the_timing_threads(monkeypatch):

@@ -14,7 +14,9 @@ from lenna_core.label_noise import (
     mean_of_two,
     out_of_fold_predictions,
     plot_extrapolation,
+    plot_parity_panels,
     score_models_on_pairs,
+    score_on_relabelled,
     score_three_ways,
     simex_interval,
     simex_metrics,
@@ -170,3 +172,44 @@ def test_models_are_scored_out_of_fold_on_the_paired_blocks():
     pd.testing.assert_series_equal(got.predicted, expected)
     assert got.first.tolist() == [1.1, 2.0, 3.2, 1.5, 4.1, 2.2]
     assert got.table.equals(score_three_ways(expected, got.first, got.second)[0])
+
+
+class _Exact:
+    """A stand-in model that predicts the truth stored in column ``truth``."""
+
+    def predict(self, frame):
+        return frame["truth"].to_numpy()
+
+
+def _relabelled_frame(n: int = 400):
+    truth, first, second, _ = _synthetic(0.0, n=n)
+    return pd.DataFrame({"truth": truth, "latency_ms_1": first, "latency_ms_2": second,
+                         "latency_ms": mean_of_two(first, second)})
+
+
+def test_scores_on_relabelled_rows_come_with_their_floor_and_ceiling():
+    frame = _relabelled_frame()
+    table = score_on_relabelled({"exact": _Exact()}, frame, seed=0)
+    assert list(table.index) == ["exact", "noise floor", "perfect predictor (expected)"]
+    assert table.loc["exact"].to_dict() == latency_metrics(frame["latency_ms"], frame["truth"])
+    assert table.loc["noise floor"].to_dict() == latency_metrics(frame["latency_ms_1"],
+                                                                  frame["latency_ms_2"])
+    # The truth scored against the mean label is what the ceiling expects, noise for noise.
+    for metric in ("mape_pct", "within_5_pct", "kendall_tau"):
+        assert table.loc["perfect predictor (expected)", metric] == pytest.approx(
+            table.loc["exact", metric], rel=0.08), metric
+    one = score_on_relabelled({"exact": _Exact()}, frame.drop(columns="latency_ms_2"))
+    assert list(one.index) == ["exact"]  # one labelling: no floor to show
+
+
+def test_parity_panels_draw_one_panel_per_series():
+    import matplotlib
+    matplotlib.use("Agg")
+    frame = _relabelled_frame(50)
+    fig = plot_parity_panels(frame["latency_ms"], {"one": frame["latency_ms_1"],
+                                                   "model": frame["truth"]})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["one (ms)", "model (ms)"]
+    within = latency_metrics(frame["latency_ms"], frame["truth"])["within_10_pct"]
+    assert f"{within:.1f}% within ±10%" in fig.axes[1].get_title()
+    with pytest.raises(ValueError, match="panels"):
+        plot_parity_panels(frame["latency_ms"], {})

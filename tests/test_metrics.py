@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from lenna_core.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
+from lenna_core.metrics import (
+    compare_models,
+    latency_metrics,
+    noise_floor,
+    perfect_predictor_ceiling,
+)
 
 
 def test_metrics_of_a_known_example():
@@ -70,3 +75,32 @@ def test_ceiling_is_seeded():
 def test_ceiling_rejects_bad_draws(draws):
     with pytest.raises(ValueError, match="draws"):
         perfect_predictor_ceiling([1.0, 2.0], [1.0, 2.0], [1.0, 2.0], draws=draws)
+
+
+def test_ceiling_against_averaged_labels_shrinks_the_noise_by_root_k():
+    rng = np.random.default_rng(3)
+    sigma, truth = 0.05, rng.uniform(1.0, 20.0, 4000)
+    first = truth * np.exp(sigma * rng.standard_normal(truth.size))
+    second = truth * np.exp(sigma * rng.standard_normal(truth.size))
+    m = perfect_predictor_ceiling(first, second, truth, draws=5, seed=2, averaged=4)
+    # The mean of four labellings carries log noise sigma / 2.
+    assert m["mape_pct"] == pytest.approx(100 * sigma / 2 * math.sqrt(2 / math.pi), rel=0.05)
+
+
+@pytest.mark.parametrize("averaged", [0, -2, 1.5, True])
+def test_ceiling_rejects_bad_averaged(averaged):
+    with pytest.raises(ValueError, match="averaged"):
+        perfect_predictor_ceiling([1.0, 2.0], [1.0, 2.0], [1.0, 2.0], averaged=averaged)
+
+
+def test_compare_models_scores_every_model_on_the_same_labels():
+    y = [1.0, 2.0, 4.0]
+    table = compare_models(y, {"exact": [1.0, 2.0, 4.0], "double": [2.0, 4.0, 8.0]})
+    assert list(table.index) == ["exact", "double"]
+    assert table.loc["exact", "mape_pct"] == 0.0 and table.loc["double", "mape_pct"] == 100.0
+    assert table.loc["double"].to_dict() == latency_metrics(y, [2.0, 4.0, 8.0])
+
+
+def test_compare_models_rejects_no_models():
+    with pytest.raises(ValueError, match="predictions"):
+        compare_models([1.0, 2.0], {})

@@ -110,6 +110,7 @@ def test_fingerprint_names_the_machine():
     info = machine_fingerprint("cpu")
     assert info["cpu_count"] >= 1 and info["torch"] == torch.__version__
     assert len(info["load_average_1_5_15"]) == 3
+    assert info["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     if Path("/proc/cpuinfo").exists():  # Linux: the numbers that tell same-named CPUs apart
         assert re.fullmatch(r"\d+/\d+", info["cpu_family_model"])
         assert info["cpu_isa"] in ("avx512f", "avx2", "avx", "sse4_2")
