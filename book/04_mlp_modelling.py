@@ -83,7 +83,12 @@ from lenna_core.label_noise import (
 )
 from lenna_core.linear_model import ElasticNetLatency
 from lenna_core.lookup_table import LookupTableModel, OpLatencyTable
-from lenna_core.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
+from lenna_core.metrics import (
+    compare_models,
+    latency_metrics,
+    noise_floor,
+    perfect_predictor_ceiling,
+)
 from lenna_core.mlp_model import MLPLatency
 
 run = setup_book(seed, figures_dir=figures_dir)
@@ -150,8 +155,7 @@ for model in models.values():
     if model is not mlp:  # fitted above
         model.fit(train, train["latency_ms"])
 predictions = {name: model.predict(test) for name, model in models.items()}
-table = pd.DataFrame({name: latency_metrics(test["latency_ms"], p)
-                      for name, p in predictions.items()}).T
+table = compare_models(test["latency_ms"], predictions)
 table.loc["noise floor"] = pd.Series(floor)
 # Two labellings each carry the label noise; a perfect predictor scored against one labelling
 # carries it once. Its expected score on these test blocks, by simulation from the pairs:
@@ -170,9 +174,8 @@ print("metrics:", list(table.columns))
 
 # %% tags=["nbval-ignore-output"]
 if len(extra_test):
-    extra_table = pd.DataFrame({name: latency_metrics(extra_test["latency_ms"],
-                                                      model.predict(extra_test))
-                                for name, model in models.items()}).T
+    extra_table = compare_models(extra_test["latency_ms"],
+                                 {name: model.predict(extra_test) for name, model in models.items()})
 else:
     extra_table = pd.DataFrame()
 extra_table.round(3)
