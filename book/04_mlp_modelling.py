@@ -181,26 +181,9 @@ else:
 extra_table.round(3)
 
 # %% tags=["nbval-ignore-output"]
-ncols = 3
-nrows = -(-len(predictions) // ncols)
-fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.4 * nrows), squeeze=False)
-lo, hi = test["latency_ms"].min() * 0.8, test["latency_ms"].max() * 1.2
-for ax in axes.flat[len(predictions):]:
-    ax.axis("off")
-for ax, (name, pred) in zip(axes.flat, predictions.items()):
-    ax.scatter(test["latency_ms"], pred, s=8, alpha=0.5, label="test blocks")
-    ax.scatter(pairs["latency_ms_first"], pairs["latency_ms_second"], s=8, alpha=0.35,
-               color="0.5", label="noise floor: 2nd labelling")
-    ax.plot([lo, hi], [lo, hi], color="k", lw=1)
-    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
-           xlabel="measured expected latency (ms)", ylabel="predicted (ms)",
-           title=f"{name}: MAPE {table.loc[name, 'mape_pct']:.1f}%")
-    ticks = [t for t in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32) if lo <= t <= hi]
-    ax.minorticks_off()  # log-axis minor labels ("3x10^0") collide on a narrow range
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
-axes[0][0].legend(fontsize=8)
-fig.tight_layout()
+fig = plot_parity_panels(test["latency_ms"], predictions,
+                         xlabel="measured expected latency (ms)",
+                         floor=(pairs["latency_ms_first"], pairs["latency_ms_second"]))
 fig.savefig(figures / "04_parity.png")
 plt.show()
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 from tqdm import tqdm
 
 from .blocks import CellBank, CellContext, network_cell_contexts
@@ -444,7 +445,7 @@ def relabelled(frame: pd.DataFrame, labellings: Sequence[pd.DataFrame]) -> pd.Da
                              "the same command (it resumes), or drop those rows first")
         columns.append(f"latency_ms_{k}")
         out[columns[-1]] = labels.loc[out["row_id"]].to_numpy(dtype=float)
-    out["latency_ms"] = np.exp(np.log(out[columns].to_numpy()).mean(axis=1))
+    out["latency_ms"] = stats.gmean(out[columns].to_numpy(), axis=1)
     return out.copy()
 
 

@@ -234,29 +234,42 @@ def score_on_relabelled(models: Mapping[str, BaseEstimator], frame: pd.DataFrame
 
 
 def plot_parity_panels(measured: Sequence[float], panels: Mapping[str, Sequence[float]], *,
-                       xlabel: str = "measured (ms)") -> plt.Figure:
+                       xlabel: str = "measured (ms)", ncols: int = 3,
+                       floor: tuple[Sequence[float], Sequence[float]] | None = None
+                       ) -> plt.Figure:
     """One log-log parity panel per entry of ``panels`` against the same ``measured``
-    latencies, with the diagonal, the +/-10% corridor and the panel's metrics."""
+    latencies, ``ncols`` to a row, with the diagonal, the +/-10% corridor and the panel's
+    metrics; ``floor``, two labellings of the same blocks, is drawn grey on every panel."""
     if not panels:
         raise ValueError("panels is empty: pass at least one series to plot")
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols={ncols!r}: must be a positive integer")
     x = np.asarray(measured, dtype=float)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.3), squeeze=False)
+    ncols = min(ncols, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.3 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
     lo, hi = x.min() * 0.85, x.max() * 1.15
     line = np.array([lo, hi])
-    for ax, (name, values) in zip(axes[0], panels.items()):
+    for ax, (name, values) in zip(axes.flat, panels.items()):
         m = latency_metrics(x, values)
-        ax.scatter(x, values, s=8, alpha=0.5)
+        ax.scatter(x, values, s=8, alpha=0.5, label="blocks")
+        if floor is not None:
+            ax.scatter(*floor, s=8, alpha=0.35, color="0.5", label="noise floor: 2nd labelling")
         ax.plot(line, line, color="k", lw=1)
         for factor in (0.9, 1.1):
             ax.plot(line, line * factor, color="0.5", lw=1, ls="--")
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel=xlabel,
                ylabel=f"{name} (ms)",
-               title=f"{name}\n{m['within_10_pct']:.1f}% within ±10%, Kendall tau "
-                     f"{m['kendall_tau']:.3f}")
+               title=f"{name}\n{m['within_10_pct']:.1f}% within ±10%, MAPE "
+                     f"{m['mape_pct']:.1f}%, Kendall tau {m['kendall_tau']:.3f}")
         ax.title.set_fontsize(10)
         ticks = [t for t in (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64) if lo <= t <= hi]
         ax.minorticks_off()  # log-axis minor labels ("3x10^0") collide on a narrow range
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    if floor is not None:
+        axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig

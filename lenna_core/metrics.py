@@ -21,6 +21,11 @@ def _as_arrays(y_true: Sequence[float], y_pred: Sequence[float]) -> tuple[np.nda
     return t, p
 
 
+def _check_positive_int(name: str, value: object, meaning: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r}: must be a positive integer{meaning}")
+
+
 def latency_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
     """RMSE (ms), MAPE (%), share within +/-5% and +/-10% (%), Kendall tau and Spearman rho."""
     t, p = _as_arrays(y_true, y_pred)
@@ -81,11 +86,8 @@ def perfect_predictor_ceiling(first: Sequence[float], second: Sequence[float],
         raise ValueError("second must be positive: the noise is estimated from log ratios")
     truth = np.asarray(y_true, dtype=float)
     _as_arrays(truth, truth)
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"draws={draws!r}: must be a positive integer")
-    if isinstance(averaged, bool) or not isinstance(averaged, int) or averaged < 1:
-        raise ValueError(f"averaged={averaged!r}: must be a positive integer (labellings "
-                         "averaged into each label)")
+    _check_positive_int("draws", draws)
+    _check_positive_int("averaged", averaged, " (labellings averaged into each label)")
     rng = np.random.default_rng(seed)
     scores = []
     for _ in range(draws):

@@ -213,3 +213,19 @@ def test_parity_panels_draw_one_panel_per_series():
     assert f"{within:.1f}% within ±10%" in fig.axes[1].get_title()
     with pytest.raises(ValueError, match="panels"):
         plot_parity_panels(frame["latency_ms"], {})
+    with pytest.raises(ValueError, match="ncols"):
+        plot_parity_panels(frame["latency_ms"], {"one": frame["latency_ms_1"]}, ncols=0)
+
+
+def test_parity_panels_wrap_into_rows_and_draw_the_floor_on_each():
+    import matplotlib
+    matplotlib.use("Agg")
+    frame = _relabelled_frame(50)
+    panels = {f"model {k}": frame["truth"] * (1 + 0.01 * k) for k in range(4)}
+    fig = plot_parity_panels(frame["latency_ms"], panels, ncols=3,
+                             floor=(frame["latency_ms_1"], frame["latency_ms_2"]))
+    drawn = [ax for ax in fig.axes if ax.axison]
+    assert len(fig.axes) == 6 and len(drawn) == 4  # 2 rows of 3, two spare panels hidden
+    assert all(len(ax.collections) == 2 for ax in drawn)  # the blocks and the floor
+    floor_points = drawn[3].collections[1].get_offsets()
+    assert np.allclose(floor_points[:, 0], frame["latency_ms_1"])
