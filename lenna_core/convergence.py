@@ -31,6 +31,7 @@ import torch
 
 from .blocks import CellContext, time_sampled_cell
 from .search_space import DARTS_SPACE, SearchSpace
+from .timing_perturbation import perturb
 
 STATISTICS = ("median", "mean", "min")
 RESAMPLING = ("bootstrap", "permutation", "contiguous")
@@ -325,7 +326,8 @@ def label_block(context: CellContext, probs: torch.Tensor, rule: Rule,
         forward_passes=len(values) * rule.passes_per_reset, values_ms=tuple(values),
         active=tuple(actives), timings_ms=tuple(timings),
         relative_standard_error=relative_standard_error(values),
-        converged=rule.converged(values), seconds=time.perf_counter() - start, rule=rule.name)
+        converged=rule.converged(values), seconds=perturb(time.perf_counter() - start),
+        rule=rule.name)
 
 
 # ----------------------------------------------------------------- recorded long runs
@@ -432,7 +434,7 @@ def record_stream(context: CellContext, probs: torch.Tensor, resets: int,
         ops, result = time_sampled_cell(
             context, probs, space, generator=generator, repeats=timings_per_reset,
             warmup=warmup, device=device, threads=threads, **_time_kwargs(bank))
-        seconds[r] = time.perf_counter() - start
+        seconds[r] = perturb(time.perf_counter() - start)
         timings[r], active[r] = result.times_ms, ops
     return RecordedStream(context, timings, active, seconds, warmup, dict(tags or {}))
 

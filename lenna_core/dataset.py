@@ -293,6 +293,12 @@ def _start_session(path: Path, settings: GenerationSettings, cpu_core: int | Non
             raise ValueError(f"{path} was measured on {meta['machine']['device_name']!r}, this "
                              f"machine is {fingerprint['device_name']!r}; latencies of two "
                              "devices must not share a dataset: write to a new file (--out)")
+        if meta["machine"].get("timing_perturbation") != fingerprint["timing_perturbation"]:
+            raise ValueError(f"{path}: its rows were timed with timing_perturbation="
+                             f"{meta['machine'].get('timing_perturbation')}, this session with "
+                             f"{fingerprint['timing_perturbation']}; perturbed and real timings "
+                             "must not share a dataset: set or unset LENNA_PERTURB_TIMINGS as "
+                             "before, or write to a new file (--out)")
     else:
         meta = {"schema_version": SCHEMA_VERSION, "units": {"latency": "ms"},
                 "settings": expected, "machine": fingerprint, "sessions": [],

@@ -43,6 +43,7 @@ from .profiler import (
     time_primitive,
 )
 from .search_space import DARTS_SPACE, SearchSpace
+from .timing_perturbation import perturb
 
 SCHEMA_VERSION = 1
 OP_KEY = ("primitive", "C", "spatial_in", "stride", "batch_size")
@@ -381,7 +382,7 @@ def _cpu_median_ms(module: torch.nn.Module, shapes, *, repeats: int, warmup: int
         for _ in range(repeats):
             start = time.thread_time()
             module(*inputs)
-            times.append((time.thread_time() - start) * 1e3)
+            times.append(perturb((time.thread_time() - start) * 1e3))
     return float(np.median(times))
 
 

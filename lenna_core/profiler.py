@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .operations import make_op
+from .timing_perturbation import perturb, perturbation_settings
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -95,6 +96,8 @@ def machine_fingerprint(device: str | torch.device = "cpu") -> dict:
         # op times differently on the two paths.
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "load_average_1_5_15": [round(x, 2) for x in load],
+        # Set only in the test mode that perturbs every timing (never for real labels).
+        "timing_perturbation": perturbation_settings(),
     }
 
 
@@ -234,10 +237,10 @@ def _time_once(module: nn.Module, inputs: list[torch.Tensor], device: torch.devi
         module(*inputs)
         end.record()
         end.synchronize()
-        return float(start.elapsed_time(end))
+        return perturb(float(start.elapsed_time(end)))
     start = time.perf_counter()
     module(*inputs)
-    return (time.perf_counter() - start) * 1e3
+    return perturb((time.perf_counter() - start) * 1e3)
 
 
 def time_primitive(name: str, C: int, stride: int, input_size: int, *, batch_size: int = 1,

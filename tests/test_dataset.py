@@ -391,3 +391,13 @@ def test_labeler_warms_up_on_the_timing_threads(monkeypatch):
         assert label["resets"] == 2 and label["latency_ms"] > 0
     finally:
         torch.set_num_threads(before)
+
+
+def test_perturbed_and_real_timings_do_not_share_a_dataset(tmp_path, monkeypatch):
+    path = tmp_path / "d.csv"
+    generate_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
+    content = path.read_bytes()
+    monkeypatch.setenv("LENNA_PERTURB_TIMINGS", "7")
+    with pytest.raises(ValueError, match="timing_perturbation=None.*LENNA_PERTURB_TIMINGS"):
+        generate_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
+    assert path.read_bytes() == content
