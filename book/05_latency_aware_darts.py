@@ -187,7 +187,7 @@ results[["run_id", "test_acc", "measured_ms", "predicted_ms_mlp", "predicted_ms_
 # What the searches chose is deterministic on the CPU for a given seed: the number of
 # parametric (convolution) edges per derived cell and the test accuracy of each run.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 convs = results["genotype"].map(lambda g: sum("conv" in op for op, _ in
                                               Genotype.from_json(g).normal))
 print(results.assign(normal_convs=convs)[["run_id", "normal_convs", "test_acc"]]
@@ -247,7 +247,7 @@ matched[["estimator", "lam", "acc_mean", "acc_change", "latency_mean",
 #
 # Plain DARTS and the strongest MLP penalty, first seed.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 shown = [f"{sw.BASELINE}-{penalty}-lam0-seed{seeds[0]}"]
 if lambdas.get("mlp"):
     shown.append(f"mlp-{penalty}-lam{max(lambdas['mlp']):g}-seed{seeds[0]}")

@@ -152,7 +152,7 @@ def make_labeler(rule: StandardErrorRule, clock: ReferenceClock, reference_ms: f
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and generate (or resume) a dataset."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lenna label", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="CSV file to write or resume")
     parser.add_argument("--rows", type=int, required=True, help="row ids 0..rows-1")
     parser.add_argument("--seed", type=int, default=0)

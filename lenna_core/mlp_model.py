@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .blocks import CellContext
+from .device_identity import check_device, identity_from_record
 from .encoder import BlockEncoder, context_vector, edge_macs, encode, feature_names
 from .lookup_table import LookupTableModel, OpLatencyTable, linear_expectation
 from .profiler import machine_fingerprint
@@ -307,8 +308,10 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike, space: SearchSpace = DARTS_SPACE) -> MLPLatency:
-        """Read a model written by :meth:`save`, checking it fits ``space``'s feature layout."""
+    def load(cls, path: str | os.PathLike, space: SearchSpace = DARTS_SPACE, *,
+             check_device_here: bool = True) -> MLPLatency:
+        """Read a model written by :meth:`save`, checking it fits ``space``'s feature layout
+        and warning (``DeviceMismatchWarning``) if its labels were measured on another device."""
         path = Path(path)
         meta = json.loads(path.with_suffix(".json").read_text())
         if meta.get("format_version") not in READABLE_VERSIONS:
@@ -342,4 +345,6 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         model.n_epochs_ = meta["n_epochs"]
         model.device_ = meta["device"]
         model.context_range_ = meta.get("context_range")
+        if check_device_here:
+            check_device(identity_from_record(model.device_), f"the latency model {path}")
         return model

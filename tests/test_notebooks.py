@@ -47,3 +47,16 @@ def test_notebook_keeps_its_figures(source: Path):
     images = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
               if "image/png" in o.get("data", {})]
     assert images, f"{source.with_suffix('.ipynb').name} holds no figure output"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_cell_tags_match_source(source: Path):
+    # nbval reads the tags from the .ipynb: a cell tagged nbval-ignore-output in the .py
+    # source only is still compared in CI.
+    def tags(cells):
+        return [c.metadata.get("tags", []) for c in cells if c.cell_type == "code"
+                and "injected-parameters" not in c.metadata.get("tags", [])]
+
+    executed = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    assert tags(executed.cells) == tags(jupytext.read(source).cells), (
+        f"{source.with_suffix('.ipynb').name}: cell tags differ from {source.name}")

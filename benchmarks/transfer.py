@@ -1,0 +1,117 @@
+"""How many blocks measured on a new device does each transfer method need? From committed data.
+
+For every device folder under ``data/devices/`` (see its ``manifest.json``): k blocks are drawn
+from the device's calibration pool (``pool.csv``, standard labels), the reference model
+``data/mlp_latency`` is adapted with each method of ``lenna_core.transfer`` (and with the
+method cross-validation picks, ``adapt``), and the result is scored against the device's
+evaluation blocks (blocks the reference model never trained on), labelled twice with the
+precise labeller (``precise.csv``, ``precise_repeat.csv``; scored against their geometric
+mean). Each k is drawn ``--repeats`` times; the table shows means. Beside it: the noise floor
+between the two precise labellings, and the perfect-predictor ceiling against their mean.
+
+    .venv/bin/python benchmarks/transfer.py
+    .venv/bin/python benchmarks/transfer.py --ks 0,10,50 --repeats 3 --methods scale,log_affine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from lenna_core.dataset import read_dataset
+from lenna_core.label_noise import mean_of_two
+from lenna_core.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
+from lenna_core.mlp_model import MLPLatency
+from lenna_core.transfer import METHODS, MIN_BLOCKS, adapt, fit_method
+
+ROOT = Path(__file__).resolve().parent.parent
+SCORES = ["within_10_pct", "mape_pct", "kendall_tau"]
+
+
+def load_device(folder: Path) -> dict:
+    """A device folder's manifest, calibration pool and evaluation blocks with both labels."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    pool = read_dataset(folder / "pool.csv")
+    first = read_dataset(folder / "precise.csv").set_index("row_id")
+    second = read_dataset(folder / "precise_repeat.csv").set_index("row_id")
+    ids = sorted(set(first.index[first.status == "ok"]) & set(second.index[second.status == "ok"]))
+    # Evaluation blocks must be independent of the calibration blocks (other row ids).
+    ids = [i for i in ids if i not in set(pool["row_id"])]
+    evaluation = first.loc[ids].reset_index()
+    evaluation["first_ms"] = first.loc[ids, "latency_ms"].to_numpy()
+    evaluation["second_ms"] = second.loc[ids, "latency_ms"].to_numpy()
+    evaluation["latency_ms"] = mean_of_two(evaluation.first_ms, evaluation.second_ms)
+    pool = pool[(pool.status == "ok") & ~pool.row_id.isin(ids)].reset_index(drop=True)
+    return {"manifest": manifest, "pool": pool, "evaluation": evaluation}
+
+
+def score_transfers(source: MLPLatency, device: dict, ks: list[int], methods: list[str],
+                    repeats: int, seed: int) -> pd.DataFrame:
+    """Mean scores over ``repeats`` draws of k pool blocks, per k and method."""
+    evaluation, pool = device["evaluation"], device["pool"]
+    rows = []
+    for k in ks:
+        for r in range(repeats if k > 0 else 1):
+            picked = pool.sample(n=k, random_state=seed + r) if k else pool.iloc[:0]
+            y = picked["latency_ms"].to_numpy()
+            candidates = {m: None for m in methods if MIN_BLOCKS[m] <= k}
+            for method in candidates:
+                started = time.perf_counter()
+                model = fit_method(source, method, picked, y, seed=seed + r)
+                rows.append({"k": k, "method": method, "repeat": r,
+                             "fit_s": time.perf_counter() - started,
+                             **latency_metrics(evaluation.latency_ms, model.predict(evaluation))})
+            if k >= 2:
+                started = time.perf_counter()
+                chosen = adapt(source, picked, y, methods=list(candidates), seed=seed + r)
+                rows.append({"k": k, "method": f"adapt (chose {chosen.method})", "repeat": r,
+                             "fit_s": time.perf_counter() - started,
+                             **latency_metrics(evaluation.latency_ms, chosen.predict(evaluation))})
+    frame = pd.DataFrame(rows)
+    frame["method"] = frame.method.where(~frame.method.str.startswith("adapt"), "adapt (CV)")
+    return frame.groupby(["k", "method"], sort=False)[SCORES + ["fit_s"]].mean().reset_index()
+
+
+def main() -> None:
+    """Print, per device, the k-curves of every transfer method beside the noise floor."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", default=str(ROOT / "data" / "devices"))
+    parser.add_argument("--model", default=str(ROOT / "data" / "mlp_latency"))
+    parser.add_argument("--ks", default="0,10,20,50,100,200")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the source model was fit on another device: known
+        source = MLPLatency.load(args.model)
+    ks, methods = [int(k) for k in args.ks.split(",")], args.methods.split(",")
+    folders = sorted(p.parent for p in Path(args.devices).glob("*/manifest.json"))
+    if not folders:
+        raise SystemExit(f"no device folders with a manifest.json under {args.devices}")
+    for folder in folders:
+        device = load_device(folder)
+        ev = device["evaluation"]
+        print(f"\n== {folder.name}: {device['manifest']['description']}")
+        print(f"   calibration pool {len(device['pool'])} blocks; evaluation {len(ev)} blocks "
+              "(precise labels, twice)")
+        floor = noise_floor(ev.first_ms, ev.second_ms)
+        ceiling = perfect_predictor_ceiling(ev.first_ms, ev.second_ms, ev.latency_ms,
+                                            averaged=2)
+        print("   noise floor (precise vs precise repeat): "
+              + ", ".join(f"{k} {floor[k]:.3g}" for k in SCORES))
+        print("   perfect predictor against their mean:    "
+              + ", ".join(f"{k} {ceiling[k]:.3g}" for k in SCORES))
+        scores = score_transfers(source, device, ks, methods, args.repeats, args.seed)
+        table = scores.pivot(index="method", columns="k", values=SCORES)
+        with pd.option_context("display.width", 200, "display.max_columns", 50):
+            print(table.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()

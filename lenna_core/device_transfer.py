@@ -1,0 +1,150 @@
+"""Command line and API: profile this machine for a few minutes and adapt a latency model to it.
+
+    lenna transfer --model data/mlp_latency --out-dir data/devices/here --budget-s 120
+    python -m lenna_core.device_transfer --model data/mlp_latency --out-dir /tmp/here --blocks 40
+
+It labels fresh blocks (drawn like the reference dataset's, with their own seed) on this
+machine with the reference labeller, in this machine's own milliseconds (its reference cell
+calibrated here), until ``--blocks`` are labelled or ``--budget-s`` is spent; then adapts the
+model with :func:`lenna_core.transfer.adapt` and saves it, with the labelled blocks, in the
+output folder. Interrupt it at any time: the same command resumes the labelling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from .dataset import generate_dataset, read_dataset, read_metadata
+from .device_identity import describe_device, device_identity
+from .generate_dataset import (
+    DEFAULT_RULE,
+    REFERENCE_CONTEXT,
+    REFERENCE_OP,
+    ReferenceClock,
+    make_labeler,
+)
+from .mlp_model import MLPLatency
+from .transfer import METHODS, AdaptedLatency, adapt
+
+PILOT_BLOCKS = 5
+
+
+def _rule_record(reference_ms: float) -> dict:
+    """The labeller's description, as the reference dataset records it."""
+    return {"name": type(DEFAULT_RULE).__name__, **asdict(DEFAULT_RULE),
+            "per_reset_value": "time of the sampled cell / time of the reference cell",
+            "label": "mean per-reset ratio x reference_ms",
+            "reference_cell": f"{REFERENCE_OP} on every edge of {REFERENCE_CONTEXT.to_dict()}",
+            "reference_ms": reference_ms}
+
+
+def profile_device(path: str | Path, *, blocks: int | None = None, budget_s: float = 120.0,
+                   seed: int = 1, device: str = "cpu", threads: int = 1,
+                   core: int | None = None) -> tuple[pd.DataFrame, float]:
+    """Label blocks on this machine into ``path`` (resumable) until ``blocks`` are labelled
+    or about ``budget_s`` seconds are spent; returns the labelled rows and the seconds."""
+    if blocks is not None and (isinstance(blocks, bool) or blocks < 1):
+        raise ValueError(f"blocks={blocks!r}: must be a positive integer (or None: as many as "
+                         "the budget allows)")
+    if not budget_s > 0:
+        raise ValueError(f"budget_s={budget_s!r}: must be a positive number of seconds")
+    path = Path(path)
+    started = time.perf_counter()
+    clock = ReferenceClock(device=device, threads=threads)
+    meta_path = Path(str(path) + ".meta.json")
+    reference_ms = (read_metadata(path)["settings"]["rule"]["reference_ms"]
+                    if meta_path.exists() else clock.calibrate())
+    labeler = make_labeler(DEFAULT_RULE, clock, reference_ms, device=device, threads=threads)
+
+    def label(rows: range) -> None:
+        generate_dataset(path, rows, labeler, _rule_record(reference_ms), seed=seed,
+                         device=device, threads=threads, run_tag="transfer", cpu_core=core,
+                         progress=False)
+
+    pilot = PILOT_BLOCKS if blocks is None else min(PILOT_BLOCKS, blocks)
+    label(range(pilot))
+    per_block = read_dataset(path)["seconds"].iloc[:pilot].mean()
+    left = budget_s - (time.perf_counter() - started)
+    affordable = pilot + max(0, math.floor(left / per_block))
+    if blocks is not None and blocks > affordable:
+        raise ValueError(f"blocks={blocks}: labelling takes about {per_block:.2f} s per block "
+                         f"here, so {blocks} blocks need about {blocks * per_block:.0f} s, more "
+                         f"than budget_s={budget_s:g}; raise the budget or ask for at most "
+                         f"{affordable} blocks (the {pilot} labelled so far are kept in {path})")
+    label(range(blocks if blocks is not None else affordable))
+    frame = read_dataset(path)
+    return frame[frame["status"] == "ok"].reset_index(drop=True), time.perf_counter() - started
+
+
+def transfer_to_this_device(model_path: str | Path, out_dir: str | Path, *,
+                            blocks: int | None = None, budget_s: float = 120.0, seed: int = 1,
+                            methods: tuple[str, ...] = METHODS, device: str = "cpu",
+                            threads: int = 1, core: int | None = None) -> AdaptedLatency:
+    """Profile this machine (:func:`profile_device`) and adapt ``model_path`` to it; saves
+    ``blocks.csv``, ``mlp_latency.*`` and ``manifest.json`` in ``out_dir``."""
+    out = Path(out_dir)
+    source = MLPLatency.load(model_path, check_device_here=False)
+    frame, seconds = profile_device(out / "blocks.csv", blocks=blocks, budget_s=budget_s,
+                                    seed=seed, device=device, threads=threads, core=core)
+    failed = len(read_dataset(out / "blocks.csv")) - len(frame)
+    if len(frame) < 3:
+        raise ValueError(f"only {len(frame)} blocks labelled ({failed} failed; see the status "
+                         f"column of {out / 'blocks.csv'}): a transfer needs at least 3; raise "
+                         "the budget or fix what made the rows fail, then run again")
+    here = device_identity(device, threads, batch_size=1)
+    adapted = adapt(source, frame, frame["latency_ms"], methods=methods, seed=seed,
+                    device=here, source_name=str(model_path), profiling_seconds=round(seconds, 1))
+    adapted.save(out / "mlp_latency")
+    manifest = {"device": here, "description": describe_device(here),
+                "files": {"blocks": "blocks.csv", "model": "mlp_latency"},
+                "blocks_labelled": len(frame), "blocks_failed": failed,
+                "method": adapted.method}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return adapted
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, profile this machine and adapt the model to it."""
+    parser = argparse.ArgumentParser(
+        prog="lenna transfer", description="Profile this machine for a few minutes and adapt "
+        "a latency model to it (saves the adapted model and the labelled blocks).")
+    parser.add_argument("--model", default="data/mlp_latency",
+                        help="the source model's path prefix (default: %(default)s)")
+    parser.add_argument("--out-dir", required=True,
+                        help="folder for blocks.csv, the adapted mlp_latency.* and manifest.json")
+    parser.add_argument("--blocks", type=int, default=None,
+                        help="blocks to label (default: as many as --budget-s allows)")
+    parser.add_argument("--budget-s", type=float, default=120.0,
+                        help="seconds of profiling at most, reference-cell calibration "
+                             "included (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the block draws and the fits (default: %(default)s)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="candidate methods, comma-separated (default: all)")
+    parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (default: cpu)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--core", type=int, default=None, help="pin the timing to this core")
+    args = parser.parse_args(argv)
+    try:
+        adapted = transfer_to_this_device(
+            args.model, args.out_dir, blocks=args.blocks, budget_s=args.budget_s,
+            seed=args.seed, methods=tuple(args.methods.split(",")), device=args.device,
+            threads=args.threads, core=args.core)
+    except ValueError as err:
+        parser.error(str(err))
+    record = adapted.provenance
+    print(pd.DataFrame(record["cross_validation"]).to_string(index=False))
+    print(f"chose {adapted.method} from {record['k']} blocks labelled in "
+          f"{record['profiling_seconds']} s on {describe_device(record['device'])}; saved "
+          f"{Path(args.out_dir) / 'mlp_latency'}")
+
+
+if __name__ == "__main__":
+    main()

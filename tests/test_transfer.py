@@ -1,0 +1,120 @@
+"""Adapting the shipped latency model to another device from k blocks measured there."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lenna_core.dataset import read_dataset
+from lenna_core.device_identity import DeviceMismatchWarning, device_identity
+from lenna_core.encoder import contexts_from_frame
+from lenna_core.lookup_table import frame_probabilities
+from lenna_core.mlp_model import MLPLatency
+from lenna_core.transfer import AdaptedLatency, adapt, cross_validate, fit_method
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return MLPLatency.load(DATA / "mlp_latency", check_device_here=False)
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    return read_dataset(DATA / "latency_dataset.csv").iloc[:240].reset_index(drop=True)
+
+
+def _other_device(model, frame, seed=0, noise=0.02):
+    """A device where blocks cost 1.3 x (the source's estimate) ** 1.2, with 2% noise."""
+    rng = np.random.default_rng(seed)
+    return 1.3 * model.predict(frame) ** 1.2 * np.exp(rng.normal(0, noise, len(frame)))
+
+
+def test_log_affine_device_is_recovered_and_chosen(shipped, blocks):
+    y = _other_device(shipped, blocks)
+    calibration, held_out = blocks.iloc[:40], blocks.iloc[40:]
+    adapted = adapt(shipped, calibration, y[:40], methods=("none", "scale", "log_affine"))
+    assert adapted.method == "log_affine"
+    assert adapted.power == pytest.approx(1.2, abs=0.05)
+    error = np.abs(adapted.predict(held_out) / y[40:] - 1)
+    unadapted = np.abs(shipped.predict(held_out) / y[40:] - 1)
+    assert (error <= 0.1).mean() > 0.95 and (unadapted <= 0.1).mean() < 0.5
+    scores = {r["method"]: r["cv_mape_pct"] for r in adapted.provenance["cross_validation"]}
+    assert scores["log_affine"] < scores["scale"] < scores["none"]
+    assert adapted.provenance["k"] == 40
+
+
+def test_every_method_fits_and_predicts_positive_latencies(shipped, blocks):
+    y = _other_device(shipped, blocks)[:60]
+    frame = blocks.iloc[:60]
+    for method in ("none", "scale", "log_affine", "recalibrated_table", "finetune", "scratch"):
+        predicted = fit_method(shipped, method, frame, y, seed=0).predict(frame)
+        assert predicted.shape == (60,) and (predicted > 0).all(), method
+    finetuned = fit_method(shipped, "finetune", frame, y, seed=0)
+    before = np.abs(np.log(shipped.predict(frame) / y)).mean()
+    assert np.abs(np.log(finetuned.predict(frame) / y)).mean() < before
+    # fine-tuning works on a copy: the source model is unchanged
+    np.testing.assert_allclose(shipped.predict(frame),
+                               MLPLatency.load(DATA / "mlp_latency",
+                                               check_device_here=False).predict(frame))
+
+
+def test_module_matches_predict_and_passes_gradients(shipped, blocks):
+    y = _other_device(shipped, blocks)[:40]
+    adapted = fit_method(shipped, "log_affine", blocks.iloc[:40], y)
+    frame = blocks.iloc[40:45]
+    contexts = contexts_from_frame(frame)
+    probs = torch.tensor(frame_probabilities(frame, shipped.space)).requires_grad_(True)
+    module = adapted.as_module(contexts)
+    out = module(probs)
+    np.testing.assert_allclose(out.detach().numpy(), adapted.predict(frame), rtol=1e-4)
+    out.sum().backward()
+    assert probs.grad is not None and probs.grad.abs().sum() > 0
+
+
+def test_save_load_round_trip_with_provenance(shipped, blocks, tmp_path):
+    y = _other_device(shipped, blocks)[:30]
+    adapted = adapt(shipped, blocks.iloc[:30], y, methods=("scale", "log_affine"),
+                    source_name="data/mlp_latency", profiling_seconds=12.5)
+    adapted.save(tmp_path / "adapted")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # adapted here: no device warning
+        loaded = AdaptedLatency.load(tmp_path / "adapted")
+    np.testing.assert_allclose(loaded.predict(blocks.iloc[30:40]),
+                               adapted.predict(blocks.iloc[30:40]), rtol=1e-6)
+    assert loaded.method == adapted.method
+    assert loaded.provenance["source"]["model"] == "data/mlp_latency"
+    assert loaded.provenance["profiling_seconds"] == 12.5
+    assert loaded.provenance["device"] == device_identity("cpu")
+
+
+def test_an_adapted_model_loaded_on_another_device_warns(shipped, blocks, tmp_path):
+    adapted = fit_method(shipped, "scale", blocks.iloc[:5], _other_device(shipped, blocks)[:5])
+    adapted.provenance = {"device": dict(device_identity("cpu"), cpu_family_model="0/0")}
+    adapted.save(tmp_path / "m")
+    with pytest.warns(DeviceMismatchWarning, match="cpu_family_model: 0/0"):
+        AdaptedLatency.load(tmp_path / "m")
+
+
+def test_bad_input_is_named(shipped, blocks, tmp_path):
+    y = _other_device(shipped, blocks)[:4]
+    with pytest.raises(ValueError, match="method='affine'.*one of"):
+        fit_method(shipped, "affine", blocks.iloc[:4], y)
+    with pytest.raises(ValueError, match="'scratch' needs at least 10 labelled blocks, got 4"):
+        fit_method(shipped, "scratch", blocks.iloc[:4], y)
+    with pytest.raises(ValueError, match="positive, finite"):
+        fit_method(shipped, "scale", blocks.iloc[:4], -y)
+    with pytest.raises(ValueError, match="unknown"):
+        adapt(shipped, blocks.iloc[:4], y, methods=("scale", "magic"))
+    with pytest.raises(ValueError, match="at least 2"):
+        cross_validate(shipped, blocks.iloc[:1], y[:1])
+    plain = MLPLatency(hidden=(8,), max_epochs=5).fit(blocks.iloc[:20], y.repeat(5))
+    with pytest.raises(ValueError, match="no prior"):
+        fit_method(plain, "recalibrated_table", blocks.iloc[:4], y)
+    with pytest.raises(ValueError, match="not an adapted model"):
+        AdaptedLatency.load(tmp_path / "nothing")
