@@ -16,14 +16,13 @@ between the two precise labellings, and the perfect-predictor ceiling against th
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from lenna_core.dataset import read_dataset
+from lenna_core.device_folder import read_device_folder
 from lenna_core.label_noise import mean_of_two
 from lenna_core.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
 from lenna_core.mlp_model import MLPLatency
@@ -35,10 +34,11 @@ SCORES = ["within_10_pct", "mape_pct", "kendall_tau"]
 
 def load_device(folder: Path) -> dict:
     """A device folder's manifest, calibration pool and evaluation blocks with both labels."""
-    manifest = json.loads((folder / "manifest.json").read_text())
-    pool = read_dataset(folder / "pool.csv")
-    first = read_dataset(folder / "precise.csv").set_index("row_id")
-    second = read_dataset(folder / "precise_repeat.csv").set_index("row_id")
+    checked = read_device_folder(folder)
+    frames = checked["frames"]
+    first = frames["precise"].set_index("row_id")
+    second = frames["precise_repeat"].set_index("row_id")
+    pool = frames["pool"]
     ids = sorted(set(first.index[first.status == "ok"]) & set(second.index[second.status == "ok"]))
     # Evaluation blocks must be independent of the calibration blocks (other row ids).
     ids = [i for i in ids if i not in set(pool["row_id"])]
@@ -47,7 +47,7 @@ def load_device(folder: Path) -> dict:
     evaluation["second_ms"] = second.loc[ids, "latency_ms"].to_numpy()
     evaluation["latency_ms"] = mean_of_two(evaluation.first_ms, evaluation.second_ms)
     pool = pool[(pool.status == "ok") & ~pool.row_id.isin(ids)].reset_index(drop=True)
-    return {"manifest": manifest, "pool": pool, "evaluation": evaluation}
+    return {"manifest": checked["manifest"], "pool": pool, "evaluation": evaluation}
 
 
 def score_transfers(source: MLPLatency, device: dict, ks: list[int], methods: list[str],
@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None,
+                        help="also write the curves as CSV (chapter 7 draws them), e.g. "
+                             "data/devices/transfer_curves.csv")
     args = parser.parse_args()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the source model was fit on another device: known
@@ -94,6 +97,7 @@ def main() -> None:
     folders = sorted(p.parent for p in Path(args.devices).glob("*/manifest.json"))
     if not folders:
         raise SystemExit(f"no device folders with a manifest.json under {args.devices}")
+    curves = []
     for folder in folders:
         device = load_device(folder)
         ev = device["evaluation"]
@@ -108,9 +112,15 @@ def main() -> None:
         print("   perfect predictor against their mean:    "
               + ", ".join(f"{k} {ceiling[k]:.3g}" for k in SCORES))
         scores = score_transfers(source, device, ks, methods, args.repeats, args.seed)
+        curves.append(scores.assign(device=folder.name, noise_floor_within_10_pct=floor[
+            "within_10_pct"], ceiling_within_10_pct=ceiling["within_10_pct"],
+            evaluation_blocks=len(ev)))
         table = scores.pivot(index="method", columns="k", values=SCORES)
         with pd.option_context("display.width", 200, "display.max_columns", 50):
             print(table.round(3).to_string())
+    if args.out:
+        pd.concat(curves).round(4).to_csv(args.out, index=False)
+        print(f"\ncurves written to {args.out}")
 
 
 if __name__ == "__main__":

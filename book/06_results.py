@@ -48,6 +48,13 @@ from IPython.display import Markdown, display
 from lenna_core import sweep as sw
 from lenna_core.book import setup_book
 from lenna_core.dataset import read_metadata
+from lenna_core.device_identity import (
+    describe_device,
+    describe_differences,
+    device_identity,
+    identity_differences,
+    identity_from_record,
+)
 from lenna_core.label_noise import SCORINGS
 from lenna_core.search_plots import plot_pareto
 
@@ -55,20 +62,33 @@ run = setup_book(0, figures_dir=figures_dir)
 figures = Path(figures_dir)
 
 # %% [markdown]
-# ## The machine
+# ## Where each number was measured
 #
-# Every latency in the book was measured on this machine, one thread, batch size 1, in
-# milliseconds scaled by the reference cell (chapter 3).
+# Two devices appear in the book. The *reference device* labelled the latency dataset
+# (chapter 3), so the op table, the models of chapter 4 and their scores predict its
+# latencies, one thread, batch size 1, in milliseconds scaled by its reference cell. The
+# searches of chapter 5 were timed on the machine named in their results, in the same
+# reference-scaled milliseconds. The machine that builds the book can be a third: chapter 7
+# profiles it and adapts the model to it. A device is more than a processor name (two VMs
+# both called "AMD EPYC" time blocks 10-25% apart), so the family/model numbers, the vector
+# ISA and the kernel path are listed too (a field an older record lacks reads "not
+# recorded").
 
 # %%
-machine = read_metadata(dataset_path)["machine"]
+meta = read_metadata(dataset_path)
 search = pd.read_csv(search_results_path)
-pd.Series({"CPU": machine["cpu_model"], "cores": machine["cpu_count"],
-           "torch": machine["torch"], "python": machine["python"],
-           "platform": machine["platform"],
-           "search results measured on": ", ".join(search["device_name"].unique()),
-           "target input (batch x C x H x W)": ", ".join(search["target_input"].unique())},
-          name="value").to_frame()
+reference = identity_from_record(meta["machine"], meta["settings"]["threads"],
+                                 meta["settings"]["spec"]["batch_size"])
+print("reference device (labelled the data):", describe_device(reference))
+print("chapter 5's latencies measured on:", ", ".join(search["device_name"].unique()),
+      "| target input (batch x C x H x W):", ", ".join(search["target_input"].unique()))
+
+# %% tags=["nbval-ignore-output"]
+here = device_identity("cpu", threads=1, batch_size=1)
+differences = identity_differences(reference, here)
+print("this page was built on:", describe_device(here))
+print("differs from the reference device in:",
+      describe_differences(differences) if differences else "nothing recorded")
 
 # %% [markdown]
 # ## Predicting block latency (chapter 4)
@@ -163,6 +183,8 @@ display(Markdown("\n".join(f"- {line}" for line in sw.findings(summary, errors, 
 #   Inference on Diverse Edge Devices.* MobiSys 2021.
 # - H. Lee, S. Lee, S. Chong, S. J. Hwang. *HELP: Hardware-Adaptive Efficient Latency
 #   Prediction for NAS via Meta-Learning.* NeurIPS 2021.
+# - C. Feng et al. *LitePred: Transferable and Scalable Latency Prediction for Hardware-Aware
+#   Neural Architecture Search.* NSDI 2024.
 # - J. R. Cook, L. A. Stefanski. *Simulation-Extrapolation Estimation in Parametric
 #   Measurement Error Models.* JASA 89(428), 1994 (SIMEX).
 # - X. Chen et al. *P-DARTS: Bridging the Depth Gap between Search and Evaluation* (the cap

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .device_identity import DeviceMismatchWarning
 
 
 def setup_book(seed: int = 0, threads: int | None = 1, figures_dir: str | Path = "../figures"
@@ -16,6 +19,9 @@ def setup_book(seed: int = 0, threads: int | None = 1, figures_dir: str | Path =
     """Seed every generator, fix CPU threads and plot style; returns what it set, for the record."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r}: must be a non-negative integer")
+    # The chapters compare devices explicitly (chapter 7 prints both and what differs); a
+    # warning would print on some machines and not on others, and nbval compares stderr.
+    warnings.filterwarnings("ignore", category=DeviceMismatchWarning)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -13,7 +13,6 @@ output folder. Interrupt it at any time: the same command resumes the labelling.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from dataclasses import asdict
@@ -22,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from .dataset import generate_dataset, read_dataset, read_metadata
+from .device_folder import write_manifest
 from .device_identity import describe_device, device_identity
 from .generate_dataset import (
     DEFAULT_RULE,
@@ -102,11 +102,9 @@ def transfer_to_this_device(model_path: str | Path, out_dir: str | Path, *,
     adapted = adapt(source, frame, frame["latency_ms"], methods=methods, seed=seed,
                     device=here, source_name=str(model_path), profiling_seconds=round(seconds, 1))
     adapted.save(out / "mlp_latency")
-    manifest = {"device": here, "description": describe_device(here),
-                "files": {"blocks": "blocks.csv", "model": "mlp_latency"},
-                "blocks_labelled": len(frame), "blocks_failed": failed,
-                "method": adapted.method}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, {"blocks": "blocks.csv"}, here, models={"adapted": "mlp_latency"},
+                   notes=f"lenna transfer from {model_path}", blocks_labelled=len(frame),
+                   blocks_failed=failed, method=adapted.method)
     return adapted
 
 

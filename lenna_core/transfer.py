@@ -11,7 +11,8 @@ samples; nn-Meter and LitePred label each device anew). The candidates, simplest
 - ``log_affine``: ``exp(a) * f(x) ** b`` (large blocks relatively slower or faster);
 - ``recalibrated_table``: for a model that corrects a lookup table, the table's scale and
   offset refit on the k blocks under the shipped MLP correction;
-- ``finetune``: the source MLP trained on, from its weights, small steps, early stopping;
+- ``finetune``: the log-affine map, then the source MLP trained on from its weights (small
+  steps, early stopping) on the labels mapped back into the source's units;
 - ``scratch``: a new plain MLP on the k blocks alone (what the labels can do without a model).
 
 :func:`adapt` scores every candidate by k-fold cross-validation on the k labels and keeps the
@@ -146,7 +147,9 @@ def _recalibrated(source: MLPLatency, X: pd.DataFrame, y: np.ndarray) -> MLPLate
 def _finetune(source: MLPLatency, X: pd.DataFrame, y: np.ndarray, seed: int,
               epochs: int = 400, learning_rate: float = 3e-4, patience: int = 40) -> MLPLatency:
     """The source MLP trained further on (X, y) with full-batch AdamW, early stopping on a
-    seeded fifth of the blocks (kept for training too when fewer than 10)."""
+    seeded fifth of the blocks (kept for training too when fewer than 10). ``y`` should be
+    in the source device's units (see :func:`fit_method`): the MLP learns only what a
+    log-affine map of its output cannot."""
     model = copy.deepcopy(source)
     module = model.module_
     features = torch.tensor(model.encoder_.transform(X), dtype=module.x_mean.dtype)
@@ -205,9 +208,15 @@ def fit_method(source: MLPLatency, method: str, X: pd.DataFrame, y: Sequence[flo
     if method in ("scale", "log_affine"):
         log_scale, power = _log_ratio_fit(source.predict(X), y, method == "log_affine")
         return AdaptedLatency(source, method, log_scale, power)
+    if method == "finetune":
+        # First the log-affine map, then the MLP fine-tuned on the labels mapped back into
+        # the source's units: the device-wide trend costs the few labels nothing.
+        log_scale, power = _log_ratio_fit(source.predict(X), y, power=len(y) >= 3)
+        in_source_units = np.exp((np.log(y) - log_scale) / power)
+        return AdaptedLatency(_finetune(source, X, in_source_units, seed), method, log_scale,
+                              power)
     fitters: dict[str, Callable[[], MLPLatency]] = {
         "recalibrated_table": lambda: _recalibrated(source, X, y),
-        "finetune": lambda: _finetune(source, X, y, seed),
         "scratch": lambda: _scratch(source, X, y, seed)}
     return AdaptedLatency(fitters[method](), method)
 

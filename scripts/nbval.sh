@@ -13,7 +13,7 @@ root=$PWD
 [ $# -gt 0 ] || { echo "usage: bash scripts/nbval.sh NOTEBOOK_OR_FOLDER..." >&2; exit 2; }
 notebooks=()
 for arg in "$@"; do
-  if [ -d "$arg" ]; then notebooks+=("$arg"/[0-9][0-9]_*.ipynb); else notebooks+=("$arg"); fi
+  if [ -d "$arg" ]; then notebooks+=("${arg%/}"/[0-9][0-9]_*.ipynb); else notebooks+=("$arg"); fi
 done
 scratch_root=$(mktemp -d "${TMPDIR:-/tmp}/lenna-nbval.XXXXXX")
 trap 'rm -rf "$scratch_root"' EXIT

@@ -53,3 +53,14 @@ def test_setup_refuses_a_bad_seed_or_thread_count(tmp_path):
         setup_book(-1, figures_dir=tmp_path)
     with pytest.raises(ValueError, match="threads=0"):
         setup_book(0, threads=0, figures_dir=tmp_path)
+
+
+def test_the_book_reports_devices_itself_not_as_warnings(tmp_path):
+    import warnings
+
+    from lenna_core.device_identity import DeviceMismatchWarning
+
+    setup_book(0, figures_dir=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.warn("from another device", DeviceMismatchWarning, stacklevel=1)
+    assert caught == []

@@ -1,0 +1,170 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 7. Your device: the latency model on the machine that builds the book
+#
+# **What this chapter answers.** LENNA's premise is that latency depends on the device, so
+# the predictor must fit the device the search targets. The models of chapters 4 and 5 were
+# fit on labels measured on one machine, the *reference device*. How well does that model
+# predict the machine running this chapter, and how much profiling does it take to adapt it?
+# The chapter names both devices and what differs between them, labels fresh blocks here for
+# about `budget_s` seconds, adapts the shipped model with the method cross-validation picks
+# (`lenna_core.transfer`), and scores the model before and after on blocks it did not see.
+# Then it draws how many labelled blocks each method needs on the devices committed under
+# `data/devices/` (from `benchmarks/transfer.py`).
+#
+# | parameter | meaning | unit / range |
+# |---|---|---|
+# | `seed` | seed of the block draws, the calibration/test split and the fits | integer >= 0 |
+# | `budget_s` | profiling time on this machine, reference-cell calibration included | seconds > 0 |
+# | `calibration_share` | share of the profiled blocks the transfer may use; the rest score it | number in (0, 1) |
+# | `model_path` | the shipped model (chapter 4) | path prefix |
+# | `dataset_path` | the reference dataset (its metadata names the reference device) | CSV path |
+# | `out_dir` | where this machine's blocks and adapted model are written | folder |
+# | `curves_path` | the committed k-curves (`benchmarks/transfer.py --out`) | CSV path |
+# | `figures_dir` | where figures are written, relative to `book/` | path |
+
+# %% tags=["parameters"]
+seed = 1
+budget_s = 75.0
+calibration_share = 0.5
+model_path = "../data/mlp_latency"
+dataset_path = "../data/latency_dataset.csv"
+out_dir = "../runs/07_this_machine"
+curves_path = "../data/devices/transfer_curves.csv"
+figures_dir = "../figures"
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from lenna_core.book import setup_book
+from lenna_core.dataset import read_metadata
+from lenna_core.device_folder import write_manifest
+from lenna_core.device_identity import (
+    describe_device,
+    device_identity,
+    identity_differences,
+    identity_from_record,
+)
+from lenna_core.device_transfer import profile_device
+from lenna_core.label_noise import plot_parity_panels
+from lenna_core.mlp_model import MLPLatency
+from lenna_core.transfer import METHODS, adapt
+from lenna_core.transfer_report import before_after, plot_transfer_curves, transfer_findings
+
+run = setup_book(seed, figures_dir=figures_dir)
+figures = Path(figures_dir)
+source = MLPLatency.load(model_path, check_device_here=False)  # compared below, explicitly
+
+# %% [markdown]
+# ## Two devices
+#
+# A device is everything a latency depends on: the backend, the processor (its name, and the
+# family/model numbers that tell apart two VMs sold under one name), its vector ISA, the code
+# path of torch's kernels (`scripts/cpu_isa.sh` pins AVX2), the torch build, the threads and
+# the batch size.
+
+# %% tags=["nbval-ignore-output"]
+reference_meta = read_metadata(dataset_path)
+reference = identity_from_record(reference_meta["machine"], reference_meta["settings"]["threads"],
+                                 reference_meta["settings"]["spec"]["batch_size"])
+here = device_identity("cpu", threads=1, batch_size=1)
+differences = identity_differences(reference, here)
+print("reference device:", describe_device(reference))
+print("this machine:    ", describe_device(here))
+pd.DataFrame({"reference": reference, "this machine": here}).assign(
+    differs=lambda t: t.index.isin(list(differences)))
+
+# %% [markdown]
+# ## Profiling this machine
+#
+# Fresh blocks, drawn like the reference dataset's but with their own seed, labelled with the
+# reference labeller (chapter 3): each gate reset times the sampled cell and then the
+# reference cell, and the label is the mean ratio times the reference cell's latency,
+# calibrated here. So these labels are this machine's own milliseconds. The labelling stops
+# when `budget_s` is spent; a run interrupted here resumes from `out_dir`.
+
+# %% tags=["nbval-ignore-output"]
+blocks, seconds = profile_device(Path(out_dir) / "blocks.csv", budget_s=budget_s, seed=seed)
+print(f"{len(blocks)} blocks labelled in {seconds:.0f} s "
+      f"({seconds / max(len(blocks), 1):.2f} s per block)")
+
+# %%
+print("every labelled block has a positive, finite latency:",
+      bool(np.isfinite(blocks["latency_ms"]).all() and (blocks["latency_ms"] > 0).all()))
+
+# %% [markdown]
+# ## Adapting the model
+#
+# A seeded share of the blocks calibrates the transfer; the others only score it. Every
+# method is cross-validated on the calibration blocks and the best is refit on all of them.
+
+# %% tags=["nbval-ignore-output"]
+order = np.random.default_rng(seed).permutation(len(blocks))
+cut = int(round(calibration_share * len(blocks)))
+calibration, test = blocks.iloc[order[:cut]], blocks.iloc[order[cut:]]
+adapted = adapt(source, calibration, calibration["latency_ms"], seed=seed, device=here,
+                source_name=model_path, profiling_seconds=round(seconds, 1))
+adapted.save(Path(out_dir) / "mlp_latency")
+write_manifest(out_dir, {"blocks": "blocks.csv"}, here, models={"adapted": "mlp_latency"},
+               notes="written by chapter 7")
+print(f"chose {adapted.method} ({len(calibration)} calibration blocks, {len(test)} test blocks)")
+pd.DataFrame(adapted.provenance["cross_validation"]).round(2)
+
+# %%
+print("the chosen method is one of the candidates:", adapted.method in METHODS)
+print("calibration and test blocks are disjoint:",
+      set(calibration["row_id"]).isdisjoint(test["row_id"]))
+
+# %% tags=["nbval-ignore-output"]
+predictions = {"shipped model": source.predict(test), f"adapted ({adapted.method})":
+               adapted.predict(test)}
+table = before_after(test["latency_ms"], predictions)
+fig = plot_parity_panels(test["latency_ms"], predictions, xlabel="label on this machine (ms)",
+                         ncols=2)
+fig.savefig(figures / "07_before_after.png")
+plt.show()
+table.round(3)
+
+# %% [markdown]
+# ## How many blocks does each method need?
+#
+# On the devices committed under `data/devices/`, blocks were labelled twice with the precise
+# labeller, so their labels are close to the truth; `benchmarks/transfer.py` adapts the model
+# from k blocks of each device's calibration pool (each k drawn five times) and scores every
+# method against them. `adapt (CV)` is the method cross-validation picks at that k.
+
+# %% tags=["nbval-ignore-output"]
+curves = pd.read_csv(curves_path)
+fig = plot_transfer_curves(curves)
+fig.savefig(figures / "07_transfer_curves.png")
+plt.show()
+curves.pivot_table(index=["device", "method"], columns="k", values="within_10_pct").round(1)
+
+# %%
+print("devices with committed curves:", sorted(curves["device"].unique()))
+print("blocks labelled (k):", sorted(int(k) for k in curves["k"].unique()))
+
+# %% [markdown]
+# ## What we found
+
+# %% tags=["nbval-ignore-output"]
+display(Markdown("\n".join(f"- {line}" for line in transfer_findings(
+    differences, table, adapted.method, len(calibration), seconds, len(test),
+    speed=float(np.median(test["latency_ms"] / predictions["shipped model"]))))))
