@@ -24,6 +24,7 @@ import pandas as pd
 
 from lenna_core.device_folder import read_device_folder
 from lenna_core.label_noise import mean_of_two
+from lenna_core.lookup_table import OpLatencyTable
 from lenna_core.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
 from lenna_core.mlp_model import MLPLatency
 from lenna_core.transfer import METHODS, MIN_BLOCKS, adapt, fit_method
@@ -47,7 +48,11 @@ def load_device(folder: Path) -> dict:
     evaluation["second_ms"] = second.loc[ids, "latency_ms"].to_numpy()
     evaluation["latency_ms"] = mean_of_two(evaluation.first_ms, evaluation.second_ms)
     pool = pool[(pool.status == "ok") & ~pool.row_id.isin(ids)].reset_index(drop=True)
-    return {"manifest": checked["manifest"], "pool": pool, "evaluation": evaluation}
+    tables = checked["manifest"].get("tables", {})
+    table = (OpLatencyTable.from_csv(folder / tables["op_table"]) if "op_table" in tables
+             else None)
+    return {"manifest": checked["manifest"], "pool": pool, "evaluation": evaluation,
+            "table": table}
 
 
 def score_transfers(source: MLPLatency, device: dict, ks: list[int], methods: list[str],
@@ -59,16 +64,19 @@ def score_transfers(source: MLPLatency, device: dict, ks: list[int], methods: li
         for r in range(repeats if k > 0 else 1):
             picked = pool.sample(n=k, random_state=seed + r) if k else pool.iloc[:0]
             y = picked["latency_ms"].to_numpy()
-            candidates = {m: None for m in methods if MIN_BLOCKS[m] <= k}
+            table = device["table"]
+            candidates = {m: None for m in methods if MIN_BLOCKS[m] <= k
+                          and (m != "remeasured_table" or table is not None)}
             for method in candidates:
                 started = time.perf_counter()
-                model = fit_method(source, method, picked, y, seed=seed + r)
+                model = fit_method(source, method, picked, y, seed=seed + r, table=table)
                 rows.append({"k": k, "method": method, "repeat": r,
                              "fit_s": time.perf_counter() - started,
                              **latency_metrics(evaluation.latency_ms, model.predict(evaluation))})
             if k >= 2:
                 started = time.perf_counter()
-                chosen = adapt(source, picked, y, methods=list(candidates), seed=seed + r)
+                chosen = adapt(source, picked, y, methods=list(candidates), seed=seed + r,
+                               table=table)
                 rows.append({"k": k, "method": f"adapt (chose {chosen.method})", "repeat": r,
                              "fit_s": time.perf_counter() - started,
                              **latency_metrics(evaluation.latency_ms, chosen.predict(evaluation))})

@@ -5,9 +5,10 @@
 
 It labels fresh blocks (drawn like the reference dataset's, with their own seed) on this
 machine with the reference labeller, in this machine's own milliseconds (its reference cell
-calibrated here), until ``--blocks`` are labelled or ``--budget-s`` is spent; then adapts the
-model with :func:`lenna_core.transfer.adapt` and saves it, with the labelled blocks, in the
-output folder. Interrupt it at any time: the same command resumes the labelling.
+calibrated here), until ``--blocks`` are labelled or ``--budget-s`` is spent; measures this
+machine's op table over the blocks' contexts (seconds); then adapts the model with
+:func:`lenna_core.transfer.adapt` and saves it, with the blocks and the table, in the output
+folder. Interrupt it at any time: the same command resumes the labelling.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 from .dataset import generate_dataset, read_dataset, read_metadata
 from .device_folder import write_manifest
 from .device_identity import describe_device, device_identity
+from .encoder import contexts_from_frame
 from .generate_dataset import (
     DEFAULT_RULE,
     REFERENCE_CONTEXT,
@@ -30,6 +32,7 @@ from .generate_dataset import (
     ReferenceClock,
     make_labeler,
 )
+from .lookup_table import OpLatencyTable
 from .mlp_model import MLPLatency
 from .transfer import METHODS, AdaptedLatency, adapt
 
@@ -68,27 +71,49 @@ def profile_device(path: str | Path, *, blocks: int | None = None, budget_s: flo
                          device=device, threads=threads, run_tag="transfer", cpu_core=core,
                          progress=False)
 
+    deadline = started + budget_s
     pilot = PILOT_BLOCKS if blocks is None else min(PILOT_BLOCKS, blocks)
+    pilot_started = time.perf_counter()
     label(range(pilot))
-    per_block = read_dataset(path)["seconds"].iloc[:pilot].mean()
-    left = budget_s - (time.perf_counter() - started)
-    affordable = pilot + max(0, math.floor(left / per_block))
+    # Wall time per block, file writes included (a resumed pilot costs nothing: use 0.2 s).
+    per_block = max((time.perf_counter() - pilot_started) / pilot, 0.2)
+    affordable = pilot + max(0, math.floor((deadline - time.perf_counter()) / per_block))
     if blocks is not None and blocks > affordable:
         raise ValueError(f"blocks={blocks}: labelling takes about {per_block:.2f} s per block "
                          f"here, so {blocks} blocks need about {blocks * per_block:.0f} s, more "
                          f"than budget_s={budget_s:g}; raise the budget or ask for at most "
                          f"{affordable} blocks (the {pilot} labelled so far are kept in {path})")
-    label(range(blocks if blocks is not None else affordable))
+    done, target = pilot, blocks if blocks is not None else math.inf
+    while done < target and time.perf_counter() < deadline:
+        # Chunks of a few seconds: the budget holds to within one chunk's last block.
+        left = deadline - time.perf_counter()
+        chunk = int(min(target - done, max(1, left / per_block), 20))
+        chunk_started = time.perf_counter()
+        label(range(done, done + chunk))
+        per_block = (time.perf_counter() - chunk_started) / chunk
+        done += chunk
     frame = read_dataset(path)
     return frame[frame["status"] == "ok"].reset_index(drop=True), time.perf_counter() - started
+
+
+def measure_op_table(frame: pd.DataFrame, *, device: str = "cpu", threads: int = 1,
+                     rounds: int = 2) -> tuple[OpLatencyTable, float]:
+    """The op table of this machine over the contexts of the blocks in ``frame`` (every op
+    and fixed cost once per round, each key's lowest median); returns it and the seconds."""
+    started = time.perf_counter()
+    contexts = sorted(set(contexts_from_frame(frame)), key=str)
+    table = OpLatencyTable.measure(contexts, rounds=rounds, device=device, threads=threads,
+                                   progress=False)
+    return table, time.perf_counter() - started
 
 
 def transfer_to_this_device(model_path: str | Path, out_dir: str | Path, *,
                             blocks: int | None = None, budget_s: float = 120.0, seed: int = 1,
                             methods: tuple[str, ...] = METHODS, device: str = "cpu",
                             threads: int = 1, core: int | None = None) -> AdaptedLatency:
-    """Profile this machine (:func:`profile_device`) and adapt ``model_path`` to it; saves
-    ``blocks.csv``, ``mlp_latency.*`` and ``manifest.json`` in ``out_dir``."""
+    """Profile this machine (:func:`profile_device`, then its op table over the blocks'
+    contexts) and adapt ``model_path`` to it; saves ``blocks.csv``,
+    ``op_latency_table.csv``, ``mlp_latency.*`` and ``manifest.json`` in ``out_dir``."""
     out = Path(out_dir)
     source = MLPLatency.load(model_path, check_device_here=False)
     frame, seconds = profile_device(out / "blocks.csv", blocks=blocks, budget_s=budget_s,
@@ -99,12 +124,17 @@ def transfer_to_this_device(model_path: str | Path, out_dir: str | Path, *,
                          f"column of {out / 'blocks.csv'}): a transfer needs at least 3; raise "
                          "the budget or fix what made the rows fail, then run again")
     here = device_identity(device, threads, batch_size=1)
+    table, table_seconds = measure_op_table(frame, device=device, threads=threads)
+    table.to_csv(out / "op_latency_table.csv")
     adapted = adapt(source, frame, frame["latency_ms"], methods=methods, seed=seed,
-                    device=here, source_name=str(model_path), profiling_seconds=round(seconds, 1))
+                    device=here, source_name=str(model_path),
+                    profiling_seconds=round(seconds + table_seconds, 1), table=table)
     adapted.save(out / "mlp_latency")
     write_manifest(out, {"blocks": "blocks.csv"}, here, models={"adapted": "mlp_latency"},
                    notes=f"lenna transfer from {model_path}", blocks_labelled=len(frame),
-                   blocks_failed=failed, method=adapted.method)
+                   blocks_failed=failed, method=adapted.method,
+                   tables={"op_table": "op_latency_table.csv"},
+                   op_table_seconds=round(table_seconds, 1))
     return adapted
 
 

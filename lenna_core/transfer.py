@@ -11,6 +11,8 @@ samples; nn-Meter and LitePred label each device anew). The candidates, simplest
 - ``log_affine``: ``exp(a) * f(x) ** b`` (large blocks relatively slower or faster);
 - ``recalibrated_table``: for a model that corrects a lookup table, the table's scale and
   offset refit on the k blocks under the shipped MLP correction;
+- ``remeasured_table``: the same with the op table measured on the device (seconds: every op
+  of every context once), so the device's own op costs order the blocks;
 - ``finetune``: the log-affine map, then the source MLP trained on from its weights (small
   steps, early stopping) on the labels mapped back into the source's units;
 - ``scratch``: a new plain MLP on the k blocks alone (what the labels can do without a model).
@@ -37,13 +39,14 @@ from torch import nn
 
 from .blocks import CellContext
 from .device_identity import check_device, device_identity
-from .lookup_table import LookupTableModel
+from .lookup_table import LookupTableModel, OpLatencyTable
 from .mlp_model import MLPLatency
 
-METHODS = ("none", "scale", "log_affine", "recalibrated_table", "finetune", "scratch")
+METHODS = ("none", "scale", "log_affine", "recalibrated_table", "remeasured_table", "finetune",
+           "scratch")
 #: Fewest labelled blocks each method can be fit (and cross-validated) on.
-MIN_BLOCKS = {"none": 0, "scale": 1, "log_affine": 3, "recalibrated_table": 3, "finetune": 5,
-              "scratch": 10}
+MIN_BLOCKS = {"none": 0, "scale": 1, "log_affine": 3, "recalibrated_table": 3,
+              "remeasured_table": 3, "finetune": 5, "scratch": 10}
 FORMAT_VERSION = 1
 
 
@@ -133,14 +136,19 @@ def _log_ratio_fit(base_ms: np.ndarray, y: np.ndarray, power: bool) -> tuple[flo
     return float(a), float(b)
 
 
-def _recalibrated(source: MLPLatency, X: pd.DataFrame, y: np.ndarray) -> MLPLatency:
+def _recalibrated(source: MLPLatency, X: pd.DataFrame, y: np.ndarray,
+                  table: OpLatencyTable | None = None) -> MLPLatency:
+    """The source MLP's correction over ``table`` (default: its own), calibrated on (X, y)."""
     if source.prior_ is None:
-        raise ValueError("method 'recalibrated_table' needs a model that corrects a lookup "
-                         "table (MLPLatency(prior=...)); this one has no prior")
+        raise ValueError("methods 'recalibrated_table' and 'remeasured_table' need a model "
+                         "that corrects a lookup table (MLPLatency(prior=...)); this one has "
+                         "no prior")
     model = copy.copy(source)
     # The MLP's factor stays; the table under it is refit so that factor x table fits y.
     factor = source.predict(X) / source.prior_.predict(X)
-    model.prior_ = LookupTableModel(source.prior_.table, calibrate=True).fit(X, y / factor)
+    new_table = source.prior_.table if table is None else table
+    model.prior_ = LookupTableModel(new_table, calibrate=True).fit(X, y / factor)
+    model.prior = new_table
     return model
 
 
@@ -192,9 +200,10 @@ def _scratch(source: MLPLatency, X: pd.DataFrame, y: np.ndarray, seed: int) -> M
 
 
 def fit_method(source: MLPLatency, method: str, X: pd.DataFrame, y: Sequence[float],
-               seed: int = 0) -> AdaptedLatency:
+               seed: int = 0, table: OpLatencyTable | None = None) -> AdaptedLatency:
     """Fit one adaptation ``method`` (see :data:`METHODS`) of ``source`` to blocks ``X`` with
-    latencies ``y`` (ms) measured on the target device."""
+    latencies ``y`` (ms) measured on the target device; ``table`` is the op table measured
+    there (``remeasured_table`` only)."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}: must be one of {METHODS}")
     y = np.asarray(y, dtype=float)
@@ -203,6 +212,9 @@ def fit_method(source: MLPLatency, method: str, X: pd.DataFrame, y: Sequence[flo
     if len(y) < MIN_BLOCKS[method]:
         raise ValueError(f"method {method!r} needs at least {MIN_BLOCKS[method]} labelled "
                          f"blocks, got {len(y)}: measure more blocks or choose another method")
+    if method == "remeasured_table" and table is None:
+        raise ValueError("method 'remeasured_table' needs table=, the op table measured on "
+                         "the device (OpLatencyTable.measure over the blocks' contexts)")
     if method == "none":
         return AdaptedLatency(source, method)
     if method in ("scale", "log_affine"):
@@ -217,13 +229,14 @@ def fit_method(source: MLPLatency, method: str, X: pd.DataFrame, y: Sequence[flo
                               power)
     fitters: dict[str, Callable[[], MLPLatency]] = {
         "recalibrated_table": lambda: _recalibrated(source, X, y),
+        "remeasured_table": lambda: _recalibrated(source, X, y, table),
         "scratch": lambda: _scratch(source, X, y, seed)}
     return AdaptedLatency(fitters[method](), method)
 
 
 def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
-                   methods: Sequence[str] = METHODS, folds: int = 5,
-                   seed: int = 0) -> pd.DataFrame:
+                   methods: Sequence[str] = METHODS, folds: int = 5, seed: int = 0,
+                   table: OpLatencyTable | None = None) -> pd.DataFrame:
     """Per method: mean absolute percentage error and share within +-10% of the k blocks,
     each predicted by the method fit on the other folds (methods that need more blocks than
     a training fold holds are left out)."""
@@ -237,11 +250,13 @@ def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
     for method in methods:
         if MIN_BLOCKS.get(method, 0) > smallest_train:
             continue
-        if method == "recalibrated_table" and source.prior_ is None:
+        if method.endswith("_table") and source.prior_ is None:
+            continue
+        if method == "remeasured_table" and table is None:
             continue
         predicted = np.empty_like(y)
         for train, test in splits:
-            fitted = fit_method(source, method, X.iloc[train], y[train], seed)
+            fitted = fit_method(source, method, X.iloc[train], y[train], seed, table)
             predicted[test] = fitted.predict(X.iloc[test])
         error = np.abs(predicted - y) / y
         rows.append({"method": method, "cv_mape_pct": 100 * error.mean(),
@@ -252,19 +267,20 @@ def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
 def adapt(source: MLPLatency, X: pd.DataFrame, y: Sequence[float], *,
           methods: Sequence[str] = METHODS, folds: int = 5, seed: int = 0,
           device: dict | None = None, source_name: str | None = None,
-          profiling_seconds: float | None = None) -> AdaptedLatency:
+          profiling_seconds: float | None = None,
+          table: OpLatencyTable | None = None) -> AdaptedLatency:
     """Adapt ``source`` to the device ``X``/``y`` were measured on: cross-validate every
     method, fit the best (smallest CV MAPE; the simpler one on a tie) on all blocks."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"methods {unknown} unknown: choose from {METHODS}")
     started = time.perf_counter()
-    scores = cross_validate(source, X, y, methods, folds, seed)
+    scores = cross_validate(source, X, y, methods, folds, seed, table)
     if scores.empty:
         raise ValueError(f"{len(X)} labelled blocks are too few for any of {list(methods)} "
                          f"(fewest needed: {MIN_BLOCKS}); measure more blocks")
     best = scores.sort_values("cv_mape_pct", kind="stable").iloc[0]["method"]
-    adapted = fit_method(source, best, X, y, seed)
+    adapted = fit_method(source, best, X, y, seed, table)
     adapted.provenance = {
         "source": {"model": source_name, "device": getattr(source, "device_", None)},
         "device": device if device is not None else device_identity("cpu"),

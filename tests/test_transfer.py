@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -12,9 +13,9 @@ import torch
 from lenna_core.dataset import read_dataset
 from lenna_core.device_identity import DeviceMismatchWarning, device_identity
 from lenna_core.encoder import contexts_from_frame
-from lenna_core.lookup_table import frame_probabilities
+from lenna_core.lookup_table import LookupTableModel, OpLatencyTable, frame_probabilities
 from lenna_core.mlp_model import MLPLatency
-from lenna_core.transfer import AdaptedLatency, adapt, cross_validate, fit_method
+from lenna_core.transfer import METHODS, AdaptedLatency, adapt, cross_validate, fit_method
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -52,8 +53,9 @@ def test_log_affine_device_is_recovered_and_chosen(shipped, blocks):
 def test_every_method_fits_and_predicts_positive_latencies(shipped, blocks):
     y = _other_device(shipped, blocks)[:60]
     frame = blocks.iloc[:60]
-    for method in ("none", "scale", "log_affine", "recalibrated_table", "finetune", "scratch"):
-        predicted = fit_method(shipped, method, frame, y, seed=0).predict(frame)
+    for method in METHODS:
+        predicted = fit_method(shipped, method, frame, y, seed=0,
+                               table=shipped.prior_.table).predict(frame)
         assert predicted.shape == (60,) and (predicted > 0).all(), method
     finetuned = fit_method(shipped, "finetune", frame, y, seed=0)
     before = np.abs(np.log(shipped.predict(frame) / y)).mean()
@@ -118,3 +120,25 @@ def test_bad_input_is_named(shipped, blocks, tmp_path):
         fit_method(plain, "recalibrated_table", blocks.iloc[:4], y)
     with pytest.raises(ValueError, match="not an adapted model"):
         AdaptedLatency.load(tmp_path / "nothing")
+
+
+def test_a_device_whose_ops_cost_otherwise_is_learnt_from_its_op_table(shipped, blocks):
+    """On a device where max pooling costs 3x, only the op table measured there (with the
+    shipped MLP's correction on top) predicts the blocks; a map of the old model cannot."""
+    table = shipped.prior_.table
+    pooled = table.ops["primitive"] == "max_pool_3x3"
+    device_table = OpLatencyTable(table.ops.assign(latency_ms=table.ops.latency_ms.where(
+        ~pooled, 3 * table.ops.latency_ms)), table.fixed, table.space, table.meta)
+    truth = copy.copy(shipped)
+    truth.prior_ = LookupTableModel(device_table, calibrate=True)
+    truth.prior_.scale_, truth.prior_.offset_, truth.prior_.space_ = 0.8, 0.2, table.space
+    y = truth.predict(blocks)
+    remeasured = fit_method(shipped, "remeasured_table", blocks.iloc[:40], y[:40],
+                            table=device_table)
+    np.testing.assert_allclose(remeasured.predict(blocks.iloc[40:]), y[40:], rtol=1e-6)
+    mapped = fit_method(shipped, "log_affine", blocks.iloc[:40], y[:40])
+    assert np.abs(mapped.predict(blocks.iloc[40:]) / y[40:] - 1).max() > 0.05
+    chosen = adapt(shipped, blocks.iloc[:40], y[:40], table=device_table)
+    assert chosen.method == "remeasured_table"
+    with pytest.raises(ValueError, match="needs table="):
+        fit_method(shipped, "remeasured_table", blocks.iloc[:40], y[:40])
