@@ -85,12 +85,13 @@ def profile_device(path: str | Path, *, blocks: int | None = None, budget_s: flo
                          f"{affordable} blocks (the {pilot} labelled so far are kept in {path})")
     done, target = pilot, blocks if blocks is not None else math.inf
     while done < target and time.perf_counter() < deadline:
-        # Chunks of a few seconds: the budget holds to within one chunk's last block.
+        # Chunks sized to the time left (20 blocks at most), so the budget holds to about a
+        # block; rows a resumed file already holds cost nothing and keep the last estimate.
         left = deadline - time.perf_counter()
         chunk = int(min(target - done, max(1, left / per_block), 20))
         chunk_started = time.perf_counter()
         label(range(done, done + chunk))
-        per_block = (time.perf_counter() - chunk_started) / chunk
+        per_block = max((time.perf_counter() - chunk_started) / chunk, per_block / 4, 1e-3)
         done += chunk
     frame = read_dataset(path)
     return frame[frame["status"] == "ok"].reset_index(drop=True), time.perf_counter() - started

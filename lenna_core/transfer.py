@@ -13,6 +13,8 @@ samples; nn-Meter and LitePred label each device anew). The candidates, simplest
   offset refit on the k blocks under the shipped MLP correction;
 - ``remeasured_table``: the same with the op table measured on the device (seconds: every op
   of every context once), so the device's own op costs order the blocks;
+- ``remeasured_log_affine``: that, then a log-affine map of its output (the calibration of a
+  sum is linear; the device may scale large blocks otherwise);
 - ``finetune``: the log-affine map, then the source MLP trained on from its weights (small
   steps, early stopping) on the labels mapped back into the source's units;
 - ``scratch``: a new plain MLP on the k blocks alone (what the labels can do without a model).
@@ -42,11 +44,11 @@ from .device_identity import check_device, device_identity
 from .lookup_table import LookupTableModel, OpLatencyTable
 from .mlp_model import MLPLatency
 
-METHODS = ("none", "scale", "log_affine", "recalibrated_table", "remeasured_table", "finetune",
-           "scratch")
+METHODS = ("none", "scale", "log_affine", "recalibrated_table", "remeasured_table",
+           "remeasured_log_affine", "finetune", "scratch")
 #: Fewest labelled blocks each method can be fit (and cross-validated) on.
 MIN_BLOCKS = {"none": 0, "scale": 1, "log_affine": 3, "recalibrated_table": 3,
-              "remeasured_table": 3, "finetune": 5, "scratch": 10}
+              "remeasured_table": 3, "remeasured_log_affine": 5, "finetune": 5, "scratch": 10}
 FORMAT_VERSION = 1
 
 
@@ -203,7 +205,7 @@ def fit_method(source: MLPLatency, method: str, X: pd.DataFrame, y: Sequence[flo
                seed: int = 0, table: OpLatencyTable | None = None) -> AdaptedLatency:
     """Fit one adaptation ``method`` (see :data:`METHODS`) of ``source`` to blocks ``X`` with
     latencies ``y`` (ms) measured on the target device; ``table`` is the op table measured
-    there (``remeasured_table`` only)."""
+    there (the ``remeasured_*`` methods only)."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}: must be one of {METHODS}")
     y = np.asarray(y, dtype=float)
@@ -212,14 +214,18 @@ def fit_method(source: MLPLatency, method: str, X: pd.DataFrame, y: Sequence[flo
     if len(y) < MIN_BLOCKS[method]:
         raise ValueError(f"method {method!r} needs at least {MIN_BLOCKS[method]} labelled "
                          f"blocks, got {len(y)}: measure more blocks or choose another method")
-    if method == "remeasured_table" and table is None:
-        raise ValueError("method 'remeasured_table' needs table=, the op table measured on "
-                         "the device (OpLatencyTable.measure over the blocks' contexts)")
+    if method.startswith("remeasured") and table is None:
+        raise ValueError(f"method {method!r} needs table=, the op table measured on the "
+                         "device (OpLatencyTable.measure over the blocks' contexts)")
     if method == "none":
         return AdaptedLatency(source, method)
     if method in ("scale", "log_affine"):
         log_scale, power = _log_ratio_fit(source.predict(X), y, method == "log_affine")
         return AdaptedLatency(source, method, log_scale, power)
+    if method == "remeasured_log_affine":
+        model = _recalibrated(source, X, y, table)
+        log_scale, power = _log_ratio_fit(model.predict(X), y, power=True)
+        return AdaptedLatency(model, method, log_scale, power)
     if method == "finetune":
         # First the log-affine map, then the MLP fine-tuned on the labels mapped back into
         # the source's units: the device-wide trend costs the few labels nothing.
@@ -252,7 +258,7 @@ def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
             continue
         if method.endswith("_table") and source.prior_ is None:
             continue
-        if method == "remeasured_table" and table is None:
+        if method.startswith("remeasured") and table is None:
             continue
         predicted = np.empty_like(y)
         for train, test in splits:
