@@ -27,7 +27,7 @@ from lenna_core.label_noise import mean_of_two
 from lenna_core.lookup_table import OpLatencyTable
 from lenna_core.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
 from lenna_core.mlp_model import MLPLatency
-from lenna_core.transfer import METHODS, MIN_BLOCKS, adapt, fit_method
+from lenna_core.transfer import METHODS, adapt, available_methods, fit_method
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORES = ["within_10_pct", "mape_pct", "kendall_tau"]
@@ -65,8 +65,7 @@ def score_transfers(source: MLPLatency, device: dict, ks: list[int], methods: li
             picked = pool.sample(n=k, random_state=seed + r) if k else pool.iloc[:0]
             y = picked["latency_ms"].to_numpy()
             table = device["table"]
-            candidates = {m: None for m in methods if MIN_BLOCKS[m] <= k
-                          and (m != "remeasured_table" or table is not None)}
+            candidates = available_methods(source, k, table, methods)
             for method in candidates:
                 started = time.perf_counter()
                 model = fit_method(source, method, picked, y, seed=seed + r, table=table)

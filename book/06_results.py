@@ -47,13 +47,12 @@ from IPython.display import Markdown, display
 
 from lenna_core import sweep as sw
 from lenna_core.book import setup_book
-from lenna_core.dataset import read_metadata
+from lenna_core.device_folder import dataset_identity
 from lenna_core.device_identity import (
     describe_device,
     describe_differences,
     device_identity,
     identity_differences,
-    identity_from_record,
 )
 from lenna_core.label_noise import SCORINGS
 from lenna_core.search_plots import plot_pareto
@@ -70,15 +69,13 @@ figures = Path(figures_dir)
 # searches of chapter 5 were timed on the machine named in their results, in the same
 # reference-scaled milliseconds. The machine that builds the book can be a third: chapter 7
 # profiles it and adapts the model to it. A device is more than a processor name (two VMs
-# both called "AMD EPYC" time blocks 10-25% apart), so the family/model numbers, the vector
-# ISA and the kernel path are listed too (a field an older record lacks reads "not
+# that both call themselves "AMD EPYC" can time the same blocks differently), so the
+# family/model numbers, the vector ISA and the kernel path are listed too (a field an older record lacks reads "not
 # recorded").
 
 # %%
-meta = read_metadata(dataset_path)
 search = pd.read_csv(search_results_path)
-reference = identity_from_record(meta["machine"], meta["settings"]["threads"],
-                                 meta["settings"]["spec"]["batch_size"])
+reference = dataset_identity(dataset_path)
 print("reference device (labelled the data):", describe_device(reference))
 print("chapter 5's latencies measured on:", ", ".join(search["device_name"].unique()),
       "| target input (batch x C x H x W):", ", ".join(search["target_input"].unique()))

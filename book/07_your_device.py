@@ -54,13 +54,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lenna_core.book import setup_book
-from lenna_core.dataset import read_metadata
-from lenna_core.device_folder import write_manifest
+from lenna_core.device_folder import dataset_identity, write_manifest
 from lenna_core.device_identity import (
     describe_device,
     device_identity,
     identity_differences,
-    identity_from_record,
 )
 from lenna_core.device_transfer import measure_op_table, profile_device
 from lenna_core.label_noise import plot_parity_panels
@@ -81,9 +79,7 @@ source = MLPLatency.load(model_path, check_device_here=False)  # compared below,
 # the batch size.
 
 # %% tags=["nbval-ignore-output"]
-reference_meta = read_metadata(dataset_path)
-reference = identity_from_record(reference_meta["machine"], reference_meta["settings"]["threads"],
-                                 reference_meta["settings"]["spec"]["batch_size"])
+reference = dataset_identity(dataset_path)
 here = device_identity("cpu", threads=1, batch_size=1)
 differences = identity_differences(reference, here)
 print("reference device:", describe_device(reference))
@@ -154,7 +150,7 @@ scores.round(3)
 #
 # On the devices committed under `data/devices/`, blocks were labelled twice with the precise
 # labeller, so their labels are close to the truth; `benchmarks/transfer.py` adapts the model
-# from k blocks of each device's calibration pool (each k drawn five times) and scores every
+# from k blocks of each device's calibration pool (each k drawn several times) and scores every
 # method against them. `adapt (CV)` is the method cross-validation picks at that k.
 
 # %% tags=["nbval-ignore-output"]

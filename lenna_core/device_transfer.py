@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -25,27 +24,12 @@ from .dataset import generate_dataset, read_dataset, read_metadata
 from .device_folder import write_manifest
 from .device_identity import describe_device, device_identity
 from .encoder import contexts_from_frame
-from .generate_dataset import (
-    DEFAULT_RULE,
-    REFERENCE_CONTEXT,
-    REFERENCE_OP,
-    ReferenceClock,
-    make_labeler,
-)
+from .generate_dataset import DEFAULT_RULE, ReferenceClock, describe_rule, make_labeler
 from .lookup_table import OpLatencyTable
 from .mlp_model import MLPLatency
 from .transfer import METHODS, AdaptedLatency, adapt
 
 PILOT_BLOCKS = 5
-
-
-def _rule_record(reference_ms: float) -> dict:
-    """The labeller's description, as the reference dataset records it."""
-    return {"name": type(DEFAULT_RULE).__name__, **asdict(DEFAULT_RULE),
-            "per_reset_value": "time of the sampled cell / time of the reference cell",
-            "label": "mean per-reset ratio x reference_ms",
-            "reference_cell": f"{REFERENCE_OP} on every edge of {REFERENCE_CONTEXT.to_dict()}",
-            "reference_ms": reference_ms}
 
 
 def profile_device(path: str | Path, *, blocks: int | None = None, budget_s: float = 120.0,
@@ -67,7 +51,7 @@ def profile_device(path: str | Path, *, blocks: int | None = None, budget_s: flo
     labeler = make_labeler(DEFAULT_RULE, clock, reference_ms, device=device, threads=threads)
 
     def label(rows: range) -> None:
-        generate_dataset(path, rows, labeler, _rule_record(reference_ms), seed=seed,
+        generate_dataset(path, rows, labeler, describe_rule(DEFAULT_RULE, reference_ms), seed=seed,
                          device=device, threads=threads, run_tag="transfer", cpu_core=core,
                          progress=False)
 

@@ -150,6 +150,22 @@ def make_labeler(rule: StandardErrorRule, clock: ReferenceClock, reference_ms: f
     return labeler
 
 
+def describe_rule(rule: StandardErrorRule, reference_ms: float,
+                  control_table: str | None = None) -> dict:
+    """The labeller's record in a dataset's metadata: the rule, the reference cell and its
+    calibrated latency (ms), and the control table's file name if one corrects the labels."""
+    described = {"name": type(rule).__name__, **asdict(rule),
+                 "per_reset_value": "time of the sampled cell / time of the reference cell",
+                 "label": "mean per-reset ratio x reference_ms",
+                 "reference_cell": f"{REFERENCE_OP} on every edge of "
+                                   f"{REFERENCE_CONTEXT.to_dict()}",
+                 "reference_ms": reference_ms}
+    if control_table is not None:
+        described["control_variate"] = (f"op latency table {control_table}: its sum over the "
+                                         "drawn ops, least-squares slope per row")
+    return described
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and generate (or resume) a dataset."""
     parser = argparse.ArgumentParser(prog="lenna label", description=__doc__.splitlines()[0])
@@ -221,16 +237,8 @@ def main(argv: list[str] | None = None) -> None:
         reference_ms = read_metadata(source)["settings"]["rule"]["reference_ms"]
     else:
         reference_ms = clock.calibrate()
-    described = {"name": type(rule).__name__, **asdict(rule),
-                 "per_reset_value": "time of the sampled cell / time of the reference cell",
-                 "label": "mean per-reset ratio x reference_ms",
-                 "reference_cell": f"{REFERENCE_OP} on every edge of "
-                                   f"{REFERENCE_CONTEXT.to_dict()}",
-                 "reference_ms": reference_ms}
-    if control is not None:
-        described["control_variate"] = (f"op latency table {Path(args.control_table).name}: "
-                                         "its sum over the drawn ops, least-squares slope per "
-                                         "row")
+    described = describe_rule(rule, reference_ms,
+                              Path(args.control_table).name if control is not None else None)
     started = time.perf_counter()
     result = generate_dataset(
         args.out, row_ids,

@@ -240,6 +240,15 @@ def fit_method(source: MLPLatency, method: str, X: pd.DataFrame, y: Sequence[flo
     return AdaptedLatency(fitters[method](), method)
 
 
+def available_methods(source: MLPLatency, k: int, table: OpLatencyTable | None = None,
+                      methods: Sequence[str] = METHODS) -> list[str]:
+    """The ``methods`` that can be fit on ``k`` blocks: enough of them, a lookup-table prior
+    in ``source`` for the ``*_table`` ones, a device op ``table`` for the ``remeasured_*``."""
+    return [m for m in methods if MIN_BLOCKS.get(m, 0) <= k
+            and not (m.endswith("table") and source.prior_ is None)
+            and not (m.startswith("remeasured") and (table is None or source.prior_ is None))]
+
+
 def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
                    methods: Sequence[str] = METHODS, folds: int = 5, seed: int = 0,
                    table: OpLatencyTable | None = None) -> pd.DataFrame:
@@ -253,13 +262,7 @@ def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
     splits = list(KFold(n_folds, shuffle=True, random_state=seed).split(X))
     smallest_train = min(len(train) for train, _ in splits)
     rows = []
-    for method in methods:
-        if MIN_BLOCKS.get(method, 0) > smallest_train:
-            continue
-        if method.endswith("_table") and source.prior_ is None:
-            continue
-        if method.startswith("remeasured") and table is None:
-            continue
+    for method in available_methods(source, smallest_train, table, methods):
         predicted = np.empty_like(y)
         for train, test in splits:
             fitted = fit_method(source, method, X.iloc[train], y[train], seed, table)

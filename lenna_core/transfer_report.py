@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from .device_identity import describe_differences
+from .generate_dataset import DEFAULT_RULE
 
 
 def before_after(y_true: pd.Series, predictions: Mapping[str, pd.Series]) -> pd.DataFrame:
@@ -64,5 +65,6 @@ def transfer_findings(differences: Mapping[str, tuple], table: pd.DataFrame, met
         f"**After adapting** from {k} blocks labelled in {seconds:.0f} s, cross-validation "
         f"chose `{method}`: {after.within_10_pct:.0f}% within ±10% (MAPE "
         f"{after.mape_pct:.1f}%, Kendall tau {after.kendall_tau:.2f}) on the same held-out "
-        "blocks, whose labels carry their own noise (a standard label's, about 4%).",
+        "blocks, whose labels carry their own noise (each a standard label's relative "
+        f"standard error, at most {DEFAULT_RULE.target_rel_error:.0%}).",
     ]

@@ -142,3 +142,17 @@ def test_a_device_whose_ops_cost_otherwise_is_learnt_from_its_op_table(shipped, 
     assert chosen.method == "remeasured_table"
     with pytest.raises(ValueError, match="needs table="):
         fit_method(shipped, "remeasured_table", blocks.iloc[:40], y[:40])
+
+
+def test_available_methods_follow_k_the_prior_and_the_table(shipped, blocks):
+    from lenna_core.transfer import available_methods
+
+    assert available_methods(shipped, 4) == ["none", "scale", "log_affine",
+                                             "recalibrated_table"]
+    assert "remeasured_table" in available_methods(shipped, 4, shipped.prior_.table)
+    assert "scratch" in available_methods(shipped, 10) and "scratch" not in available_methods(
+        shipped, 9)
+    plain = copy.copy(shipped)
+    plain.prior_ = None
+    assert not [m for m in available_methods(plain, 50, shipped.prior_.table)
+                if "table" in m or m.startswith("remeasured")]
