@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv at the top of the repository if missing and (re)install the package with its
-# book and test extras whenever pyproject.toml has changed since the last install.
+# book and test extras whenever pyproject.toml has changed since the last install; then install
+# the project's JupyterLab settings into it (scripts/jupyterlab/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +30,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   .venv/bin/python -m pip install --quiet -e ".[book,test]"
   echo "$wanted" > "$stamp"
 fi
+
+install -D -m 644 scripts/jupyterlab/overrides.json .venv/share/jupyter/lab/settings/overrides.json
+install -D -m 644 scripts/jupyterlab/jupyter_lab_config.json .venv/etc/jupyter/jupyter_lab_config.json

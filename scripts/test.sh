@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test: lint, unit tests, nbval re-execution of the executed chapter notebooks (once
 # as they are, once more for the measuring chapters with every timing perturbed), then render
-# the HTML book from them and check every page in headless Chromium.
+# the HTML book from them and check every page in headless Chromium; last, JupyterLab as
+# scripts/lab.sh starts it, driven in the same browser after a build of a scratch copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_venv.sh
@@ -19,5 +20,5 @@ bash scripts/nbval.sh book/
 LENNA_PERTURB_TIMINGS=1 bash scripts/nbval.sh book/01_elasticnet_baseline.ipynb \
     book/02_binary_gate_convergence.ipynb book/03_dataset_generation.ipynb \
     book/05_latency_aware_darts.ipynb book/07_your_device.ipynb
-python scripts/build_book.py --render-only
+python scripts/build_book.py --committed --render-only  # the committed notebooks, in _build/committed
 python -m pytest tests/browser -p no:cacheprovider

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -60,3 +63,18 @@ def test_notebook_cell_tags_match_source(source: Path):
     executed = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
     assert tags(executed.cells) == tags(jupytext.read(source).cells), (
         f"{source.with_suffix('.ipynb').name}: cell tags differ from {source.name}")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_pair_is_in_sync_as_jupytext_sees_it(source: Path):
+    # JupyterLab refuses to open a paired notebook newer than its .py when jupytext finds a
+    # difference, and papermill's per-cell timings are one: the book command strips them.
+    notebook = source.with_suffix(".ipynb")
+    diff = subprocess.run([sys.executable, "-m", "jupytext", "--diff", str(source),
+                           str(notebook)], capture_output=True, text=True, check=True)
+    assert diff.stdout.strip() == "", f"{notebook.name} differs from {source.name}:\n" \
+        f"{diff.stdout[:2000]}"
+    cells = json.loads(notebook.read_text())["cells"]
+    volatile = {key for cell in cells for key in cell["metadata"]
+                if key in ("papermill", "execution", "ExecuteTime")}
+    assert not volatile, f"{notebook.name} keeps run timings in its cells: {sorted(volatile)}"

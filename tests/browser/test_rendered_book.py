@@ -2,9 +2,12 @@
 image, no error output in a cell and no broken internal link; a screenshot of each page is
 saved under ``_build/screenshots``.
 
-Run after rendering (``scripts/test.sh`` does both)::
+Run after rendering the committed notebooks (``scripts/test.sh`` does both)::
 
-    python scripts/build_book.py --render-only && python -m pytest tests/browser
+    python scripts/build_book.py --committed --render-only && python -m pytest tests/browser
+
+``LENNA_BOOK_HTML`` points the check at another rendering, for instance ``_build/html`` after
+the book command.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-HTML = ROOT / "_build" / "html"
+HTML = Path(os.environ.get("LENNA_BOOK_HTML",
+                           ROOT / "_build" / "committed" / "_build" / "html")).resolve()
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Selectors MyST-NB gives outputs that mean a cell failed or wrote to stderr.
@@ -43,7 +47,7 @@ def expected_pages() -> list[str]:
 def server():
     if not HTML.is_dir():
         pytest.fail(f"{HTML} does not exist: render the book first "
-                    "(python scripts/build_book.py --render-only)")
+                    "(python scripts/build_book.py --committed --render-only)")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
