@@ -101,7 +101,7 @@ from IPython.display import Markdown, display
 from lenna_core import DARTS_SPACE as config_space
 from lenna_core import Genotype, load_dataset
 from lenna_core import sweep as sw
-from lenna_core.book import setup_book
+from lenna_core.book import check_device_parameters, check_int_parameters, setup_book
 from lenna_core.dataset import read_metadata
 from lenna_core.estimators import (
     FlopsEstimator,
@@ -127,6 +127,10 @@ figures = Path(figures_dir)
 # an inconsistent search configuration stops here with the parameter named.
 
 # %%
+check_int_parameters(eval_C=(eval_C, 1), eval_layers=(eval_layers, 1),
+                     eval_epochs=(eval_epochs, 1), latency_passes=(latency_passes, 3),
+                     calibration_networks=(calibration_networks, 2), workers=(workers, 1))
+check_device_parameters(search_device=search_device, latency_device=latency_device)
 points = sw.sweep_points(lambdas, seeds, penalty)
 config = SearchConfig(dataset=dataset, data_root=data_root, C=search_C, layers=search_layers,
                       epochs=search_epochs, batch_size=search_batch_size, mode=search_mode,

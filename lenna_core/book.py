@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import platform
 import random
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from .device_identity import DeviceMismatchWarning
+from .profiler import resolve_device
 
 
 def setup_book(seed: int = 0, threads: int | None = 1, figures_dir: str | Path = "../figures"
@@ -44,3 +46,23 @@ def setup_book(seed: int = 0, threads: int | None = 1, figures_dir: str | Path =
     return {"seed": seed, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "python": platform.python_version(), "figures_dir": os.fspath(figures)}
+
+
+def check_int_parameters(**checks: tuple[object, int]) -> None:
+    """Refuse, naming the chapter parameter, the first value that is not an integer >= its
+    minimum: ``check_int_parameters(eval_epochs=(eval_epochs, 1))``. Chapters call this before
+    any long work, so a bad value stops the chapter in seconds, not after its searches."""
+    for name, (value, low) in checks.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name}={value!r}: must be an integer >= {low} (the table at "
+                             "the top of the chapter gives every parameter's range)")
+
+
+def check_device_parameters(**devices: str) -> None:
+    """Refuse, naming the chapter parameter, a device torch does not know or this machine
+    lacks: ``check_device_parameters(search_device=search_device)``."""
+    for name, value in devices.items():
+        try:
+            resolve_device(value)
+        except ValueError as err:
+            raise ValueError(f"{name}={value!r}: {str(err).split(': ', 1)[-1]}") from None

@@ -183,8 +183,8 @@ def _load_cifar10(root: str | os.PathLike | None, val_fraction: float, seed: int
         transforms.ToTensor(),
         transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD),
     ])
-    full_train = _open_cifar10(root, True, transform, verify_checksums)
-    test = _open_cifar10(root, False, transform, verify_checksums)
+    full_train = _checked_cifar10(root, True, transform, verify_checksums)
+    test = _checked_cifar10(root, False, transform, verify_checksums)
 
     n_val = _split_size("val_fraction", val_fraction, len(full_train), 1)
     order = torch.randperm(len(full_train), generator=torch.Generator().manual_seed(seed))
@@ -198,6 +198,33 @@ def _load_cifar10(root: str | os.PathLike | None, val_fraction: float, seed: int
         image_size=32,
         seed=seed,
     )
+
+
+def _checked_cifar10(root: str | os.PathLike, train: bool, transform: Callable,
+                     verify_checksums: bool) -> CIFAR10:
+    """The CIFAR-10 split, its batches readable, images 32x32x3 and labels in 0..9."""
+    import pickle
+
+    folder = Path(root) / CIFAR10_FOLDER
+    split = "training" if train else "test"
+    try:
+        dataset = _open_cifar10(root, train, transform, verify_checksums)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, UnicodeDecodeError,
+            AttributeError, IndexError) as err:
+        raise ValueError(f"the CIFAR-10 {split} batches in {folder} cannot be read "
+                         f"({type(err).__name__}: {err}); they are damaged: extract "
+                         "cifar-10-python.tar.gz again") from None
+    targets = np.asarray(dataset.targets)
+    bad = (targets < 0) | (targets >= 10)
+    if bad.any():
+        raise ValueError(f"the CIFAR-10 {split} batches in {folder} hold label "
+                         f"{int(targets[bad][0])} at image {int(bad.argmax())}; CIFAR-10 labels "
+                         "are 0..9 (num_classes 10): extract cifar-10-python.tar.gz again")
+    if dataset.data.shape[1:] != (32, 32, 3) or len(dataset.data) != len(targets):
+        raise ValueError(f"the CIFAR-10 {split} batches in {folder} hold images of shape "
+                         f"{dataset.data.shape[1:]} for {len(targets)} labels; CIFAR-10 images "
+                         "are 32x32x3, one per label")
+    return dataset
 
 
 def _open_cifar10(root: str | os.PathLike, train: bool, transform: Callable,

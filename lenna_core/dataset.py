@@ -33,7 +33,16 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
+from .block_checks import check_blocks, probability_columns
 from .blocks import CellBank, CellContext, network_cell_contexts
+from .file_checks import (
+    DataIntegrityWarning,
+    check_schema_version,
+    file_sha256,
+    read_json,
+    verify_digest,
+    with_digest,
+)
 from .profiler import cpu_threads, machine_fingerprint, resolve_device
 from .search_space import DARTS_SPACE, SearchSpace
 
@@ -42,11 +51,6 @@ ALPHA_KINDS = ("near_uniform", "uniform", "peaked", "onehot", "derived")
 CONTEXT_COLUMNS = ("reduction", "reduction_prev", "C_prev_prev", "C_prev", "C", "spatial",
                    "batch_size")
 LABEL_COLUMNS = ("latency_ms", "label_rel_se", "resets", "forward_passes", "seconds")
-
-
-def probability_columns(space: SearchSpace = DARTS_SPACE) -> list[str]:
-    """Feature column names ``p_<edge>_<op>`` for the probabilities, edge-major."""
-    return [f"p_{e:02d}_{op}" for e in range(space.num_edges) for op in space.primitives]
 
 
 def dataset_columns(space: SearchSpace = DARTS_SPACE) -> list[str]:
@@ -156,8 +160,26 @@ def _metadata_path(path: Path) -> Path:
 
 def _write_json_atomically(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(with_digest(data), indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def _record_rows_file(path: Path, meta: dict) -> None:
+    """Record the CSV's size and checksum in ``meta``: later reads then tell an append (the
+    recorded bytes are a prefix of the file) from an edit."""
+    meta["rows_file"] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def _check_rows_file(path: Path, meta: dict) -> None:
+    recorded = meta.get("rows_file")
+    if not recorded:  # written before checksums were recorded
+        return
+    if path.stat().st_size < recorded["bytes"] or \
+            file_sha256(path, recorded["bytes"]) != recorded["sha256"]:
+        warnings.warn(f"{path} changed after its last labelling session ended: rows were "
+                      "edited or deleted, not only appended. If nobody edited it on purpose, "
+                      "restore it from version control or a backup.", DataIntegrityWarning,
+                      stacklevel=3)
 
 
 def _format_row(values: list) -> str:
@@ -191,14 +213,11 @@ def read_dataset(path: str | os.PathLike, space: SearchSpace | None = None) -> p
     if not meta_path.exists():
         raise ValueError(f"{path} has no metadata file {meta_path.name}; it was not written by "
                          "lenna_core.dataset (or the metadata was lost)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path} has schema version {meta.get('schema_version')}; this version "
-                         f"of lenna_core reads version {SCHEMA_VERSION}. Regenerate the dataset "
-                         "or use the lenna_core version that wrote it.")
+    meta = read_metadata(path)
+    _check_rows_file(path, meta)
     space = space or SearchSpace(**meta["settings"]["space"])
     columns = dataset_columns(space)
-    text = path.read_text()
+    text = _read_text(path)
     if text and not text.endswith("\n"):
         # A write in progress or an interrupted one: that row is not complete yet.
         warnings.warn(f"{path}: ignoring a partial last line (a run is writing or was killed)",
@@ -215,19 +234,65 @@ def read_dataset(path: str | os.PathLike, space: SearchSpace | None = None) -> p
                              "again on the next run) and resume.")
     frame = pd.DataFrame(rows[1:], columns=columns)
     numeric = [c for c in columns if c not in ("status", "alpha_kind", "error")]
-    try:
-        # Failed rows have empty labels: those, and only those, become NaN.
-        frame[numeric] = frame[numeric].replace("", np.nan).apply(pd.to_numeric,
-                                                                  errors="raise")
-    except ValueError as err:
-        raise ValueError(f"{path}: a row holds a non-numeric value ({err}); the row is "
-                         "corrupted. Delete that line and resume.") from err
-    frame[["reduction", "reduction_prev"]] = frame[["reduction", "reduction_prev"]].astype(bool)
+    # Failed rows have empty labels: those, and only those, become NaN.
+    raw = frame[numeric].replace("", np.nan)
+    converted = raw.apply(pd.to_numeric, errors="coerce")
+    bad = converted.isna() & raw.notna()
+    if bad.to_numpy().any():
+        i, j = np.argwhere(bad.to_numpy())[0]
+        raise ValueError(f"{path}, line {i + 2}, column {numeric[j]}: {raw.iat[i, j]!r} is not "
+                         f"a number; the row is corrupted. {_DELETE_LINE}")
+    frame[numeric] = converted
     frame = frame.copy()  # one consolidated block instead of 130 column insertions
-    duplicated = frame["row_id"][frame["row_id"].duplicated()]
-    if len(duplicated):
-        raise ValueError(f"{path}: row ids {sorted(duplicated.tolist())[:5]} appear twice")
+    _check_rows(frame, space, path)
+    frame[["reduction", "reduction_prev"]] = frame[["reduction", "reduction_prev"]].astype(bool)
     return frame
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: byte {err.start} is not text (the file is "
+                         f"damaged). {_DELETE_LINE}") from None
+
+
+_DELETE_LINE = "Delete that line (the row is measured again on the next run) and resume."
+
+
+def _check_rows(frame: pd.DataFrame, space: SearchSpace, path: Path) -> None:
+    """Every row's id, status, kind, block and label in range; errors name the file line."""
+    if frame.empty:
+        return
+    ids = frame["row_id"].to_numpy(dtype=float)
+    wrong = np.isnan(ids) | (ids < 0) | (ids != np.round(ids))
+    if wrong.any():
+        i = int(wrong.argmax())
+        raise ValueError(f"{path}, line {i + 2}: row_id={ids[i].item()!r} must be a "
+                         f"non-negative integer. {_DELETE_LINE}")
+    first = frame["row_id"].duplicated(keep="first")
+    if first.any():
+        i = int(first.to_numpy().argmax())
+        earlier = int(np.flatnonzero(frame["row_id"].to_numpy() == frame["row_id"].iat[i])[0])
+        raise ValueError(f"{path}, line {i + 2}: row_id {int(frame['row_id'].iat[i])} appears "
+                         f"again (first on line {earlier + 2}). {_DELETE_LINE}")
+    for column, allowed in (("status", ("ok", "failed")), ("alpha_kind", ALPHA_KINDS)):
+        wrong = ~frame[column].isin(allowed).to_numpy()
+        if wrong.any():
+            i = int(wrong.argmax())
+            raise ValueError(f"{path}, line {i + 2}: {column}={frame[column].iat[i]!r} must be "
+                             f"one of {list(allowed)}. {_DELETE_LINE}")
+    check_blocks(frame, space, str(path), first_line=2)
+    ok = (frame["status"] == "ok").to_numpy()
+    latency = frame["latency_ms"].to_numpy(dtype=float)
+    wrong = ok & ~(np.isfinite(latency) & (latency > 0))
+    if wrong.any():
+        i = int(wrong.argmax())
+        raise ValueError(f"{path}, line {i + 2}: latency_ms={latency[i].item()!r} must be a "
+                         f"positive number of milliseconds in a row with status 'ok'. "
+                         f"{_DELETE_LINE}")
 
 
 def drop_failed_rows(path: str | os.PathLike) -> list[int]:
@@ -249,6 +314,9 @@ def drop_failed_rows(path: str | os.PathLike) -> list[int]:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text("".join(_format_row(row) for row in rows if row[status] != "failed"))
         os.replace(tmp, path)
+        meta = read_metadata(path)
+        _record_rows_file(path, meta)
+        _write_json_atomically(_metadata_path(path), meta)
     return failed
 
 
@@ -273,12 +341,24 @@ class GenerationSettings:
                 "run_tag": self.run_tag}
 
 
+def refuse_rows_without_metadata(path: str | os.PathLike) -> None:
+    """Raise a ValueError if ``path`` holds rows but its .meta.json is gone: the rows' seed,
+    tag, rule and reference latency are then unknown, and appending would mix two datasets."""
+    path = Path(path)
+    meta_path = _metadata_path(path)
+    if not meta_path.exists() and path.exists() and len(path.read_bytes().splitlines()) > 1:
+        raise ValueError(f"{path} holds rows but its metadata file {meta_path.name} is missing, "
+                         "so its settings and reference latency are unknown: restore the "
+                         f"metadata, or move {path.name} away to start a new dataset")
+
+
 def _start_session(path: Path, settings: GenerationSettings, cpu_core: int | None) -> dict:
     meta_path = _metadata_path(path)
     expected = settings.to_dict()
     fingerprint = machine_fingerprint(settings.device)
+    refuse_rows_without_metadata(path)
     if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
+        meta = read_metadata(path)
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"{path} was written with schema version "
                              f"{meta.get('schema_version')}, this code writes {SCHEMA_VERSION}: "
@@ -316,6 +396,7 @@ def _finish_session(path: Path, meta: dict, written: int, failed: int) -> None:
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         rows_written=written, rows_failed=failed,
         load_average_after=[round(x, 2) for x in load])
+    _record_rows_file(path, meta)
     _write_json_atomically(_metadata_path(path), meta)
 
 
@@ -388,7 +469,17 @@ def read_metadata(path: str | os.PathLike) -> dict:
     meta_path = _metadata_path(Path(path))
     if not meta_path.exists():
         raise FileNotFoundError(f"no metadata file {meta_path}")
-    return json.loads(meta_path.read_text())
+    remedy = "restore it from version control or a backup (it cannot be rebuilt from the rows)"
+    meta = read_json(meta_path, remedy)
+    check_schema_version(meta, meta_path, SCHEMA_VERSION,
+                         remedy="Regenerate the dataset or use the lenna_core version that "
+                                "wrote it.")
+    verify_digest(meta, meta_path, remedy)
+    for key in ("settings", "machine"):
+        if key not in meta:
+            raise ValueError(f"{meta_path} lacks the key {key!r}; it was edited or truncated: "
+                             "restore it")
+    return meta
 
 
 def paired_labels(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from .device_identity import (
     identity_differences,
     identity_from_record,
 )
+from .file_checks import read_json, require_keys
 
 MANIFEST = "manifest.json"
 
@@ -71,7 +72,9 @@ def read_device_folder(folder: str | os.PathLike) -> dict:
     if not path.exists():
         raise ValueError(f"{path} is missing: a device folder needs a manifest (write it with "
                          "lenna_core.device_folder.write_manifest)")
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path, "write it again with lenna_core.device_folder.write_manifest")
+    require_keys(manifest, ("files", "device"), path,
+                 "write it again with lenna_core.device_folder.write_manifest")
     missing = [name for name in manifest["files"].values() if not (folder / name).exists()]
     if missing:
         raise ValueError(f"{path} names files that are not in {folder}: {missing}")

@@ -22,6 +22,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .block_checks import check_blocks
 from .blocks import CellContext
 from .search_space import DARTS_SPACE, SearchSpace
 
@@ -121,13 +122,10 @@ class BlockEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """Encode every row; raises ValueError on missing columns or invalid probabilities."""
         check_is_fitted(self, "feature_names_out_")
-        probs = X[self._probability_columns(X)].to_numpy(dtype=float).reshape(
+        columns = self._probability_columns(X)
+        check_blocks(X, self.space, "X", atol=self.atol)
+        probs = X[columns].to_numpy(dtype=float).reshape(
             len(X), self.space.num_edges, self.space.num_ops)
-        sums = probs.sum(axis=2)
-        if (probs < 0).any() or not np.allclose(sums, 1.0, atol=self.atol):
-            bad = int(np.abs(sums - 1).max(axis=1).argmax())
-            raise ValueError(f"row {bad}: probabilities must be non-negative and sum to 1 on "
-                             f"every edge (within {self.atol})")
         contexts = contexts_from_frame(X)
         ctx = torch.tensor(np.stack([context_vector(c) for c in contexts]))
         macs = torch.tensor(np.stack([edge_macs(c, self.space) for c in contexts]))

@@ -18,7 +18,6 @@ estimate with a measured network.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .block_checks import warn_outside_known_range
 from .blocks import CellContext, network_cell_contexts
 from .encoder import edge_macs, feature_names, fixed_macs
 from .genotypes import Genotype
@@ -216,18 +216,6 @@ class FlopsEstimator(_MatrixEstimator):
 
 def warn_outside_range(known: dict | None, contexts: list[CellContext]) -> None:
     """Warn when target blocks lie outside the (C, spatial, batch) range a model was fit on."""
-    if not known:
-        warnings.warn("the latency model records no training range (saved by an older "
-                      "version); cannot check that the target lies inside it", stacklevel=3)
-        return
-    outside = []
-    for name, (low, high) in known.items():
-        values = [getattr(c, name) for c in contexts]
-        if min(values) < low or max(values) > high:
-            outside.append(f"{name} in [{min(values)}, {max(values)}] (model knows "
-                           f"[{low}, {high}])")
-    if outside:
-        warnings.warn("the target network has blocks outside what the latency model was "
-                      "trained on: " + "; ".join(outside) + ". Its estimates there are "
-                      "extrapolations; add such blocks to the dataset (chapter 3)",
-                      stacklevel=3)
+    observed = {name: (min(getattr(c, name) for c in contexts),
+                       max(getattr(c, name) for c in contexts)) for name in (known or {})}
+    warn_outside_known_range(known, observed)

@@ -32,6 +32,7 @@ rows again.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -49,9 +50,10 @@ from .dataset import (
     held_out_split,
     read_dataset,
     read_metadata,
+    refuse_rows_without_metadata,
 )
 from .lookup_table import OpLatencyTable
-from .profiler import cpu_threads, measure_latency
+from .profiler import cpu_threads, measure_latency, resolve_device
 from .search_space import DARTS_SPACE, SearchSpace
 from .single_path import sample_active
 
@@ -166,6 +168,30 @@ def describe_rule(rule: StandardErrorRule, reference_ms: float,
     return described
 
 
+def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse bad --device, --threads, --core and --scale-from values before anything runs,
+    naming the option (``parser.error`` exits with status 2)."""
+    try:
+        resolve_device(args.device)
+    except ValueError as err:
+        parser.error(f"--device={args.device!r}: {str(err).split(': ', 1)[-1]}")
+    if args.threads < 1:
+        parser.error(f"--threads={args.threads}: must be a positive integer")
+    if args.core is not None:
+        allowed = sorted(os.sched_getaffinity(0))
+        if args.core not in allowed:
+            parser.error(f"--core={args.core}: this process may run on cores {allowed}")
+    try:
+        refuse_rows_without_metadata(args.out)
+    except ValueError as err:
+        parser.error(f"--out={args.out}: {err}")
+    if args.scale_from is not None:
+        meta = Path(args.scale_from + ".meta.json")
+        if not Path(args.scale_from).exists() or not meta.exists():
+            parser.error(f"--scale-from={args.scale_from}: no such dataset (it and {meta.name} "
+                         "must exist); without --scale-from the run calibrates itself")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and generate (or resume) a dataset."""
     parser = argparse.ArgumentParser(prog="lenna label", description=__doc__.splitlines()[0])
@@ -175,10 +201,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-tag", default="main",
                         help="another tag gives independent gate draws for the same blocks")
     parser.add_argument("--scale-from", default=None,
-                        help="reuse this dataset's calibrated reference latency")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--core", type=int, default=None, help="pin this process to one core")
+                        help="reuse this dataset's calibrated reference latency (ms); the file "
+                             "and its .meta.json must exist")
+    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads while timing (a positive integer)")
+    parser.add_argument("--core", type=int, default=None,
+                        help="pin this process to one core (a core this process may use)")
     parser.add_argument("--alpha-kinds", default=None,
                         help="weights of the probability kinds, e.g. 'derived=1' "
                              "(default: SamplingSpec's mix)")
@@ -198,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
                              "(its seeded split, --test-fraction; instead of 0..rows-1)")
     parser.add_argument("--test-fraction", type=float, default=0.2)
     args = parser.parse_args(argv)
+    check_run_options(parser, args)
     try:
         rule = replace(DEFAULT_RULE, target_rel_error=args.target_rel_error,
                        timings_per_reset=args.timings_per_reset)
@@ -229,12 +259,15 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--retry-failed: {err}")
         print(f"labelling again {len(dropped)} rows that failed before: {dropped[:10]}")
     if args.core is not None:
-        import os
         os.sched_setaffinity(0, {args.core})
     clock = ReferenceClock(device=args.device, threads=args.threads)
     source = Path(args.scale_from or args.out)
-    if Path(str(source) + ".meta.json").exists():
-        reference_ms = read_metadata(source)["settings"]["rule"]["reference_ms"]
+    if args.scale_from or Path(str(source) + ".meta.json").exists():
+        try:
+            reference_ms = read_metadata(source)["settings"]["rule"]["reference_ms"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            parser.error(f"--scale-from={args.scale_from}: {err}" if args.scale_from
+                         else str(err))
     else:
         reference_ms = clock.calibrate()
     described = describe_rule(rule, reference_ms,

@@ -34,6 +34,13 @@ from tqdm import tqdm
 from .blocks import CellBank, CellContext
 from .cells import FixedCell
 from .encoder import contexts_from_frame
+from .file_checks import (
+    check_schema_version,
+    file_sha256,
+    read_json,
+    verify_digest,
+    with_digest,
+)
 from .operations import Zero
 from .profiler import (
     cpu_threads,
@@ -254,8 +261,10 @@ class OpLatencyTable:
         frame = frame.reindex(columns=list(TABLE_COLUMNS))
         frame.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
         meta = {**self.meta, "schema_version": SCHEMA_VERSION, "units": {"latency": "ms"},
-                "space": self.space.to_dict(), "columns": list(TABLE_COLUMNS)}
-        _meta_path(path).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+                "space": self.space.to_dict(), "columns": list(TABLE_COLUMNS),
+                "table_sha256": file_sha256(path)}
+        _meta_path(path).write_text(json.dumps(with_digest(meta), indent=2, sort_keys=True)
+                                    + "\n")
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> OpLatencyTable:
@@ -267,24 +276,38 @@ class OpLatencyTable:
         if not _meta_path(path).exists():
             raise ValueError(f"{path} has no metadata file {_meta_path(path).name}; it was not "
                              "written by OpLatencyTable.to_csv")
-        meta = json.loads(_meta_path(path).read_text())
-        if meta.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"{path} has schema version {meta.get('schema_version')}; this "
-                             f"lenna_core reads version {SCHEMA_VERSION}: measure it again")
+        meta_path = _meta_path(path)
+        remedy = "restore the table from version control or measure it again"
+        meta = read_json(meta_path, remedy)
+        check_schema_version(meta, meta_path, SCHEMA_VERSION, remedy="Measure it again.")
+        verify_digest(meta, meta_path, remedy)
         if meta.get("units", {}).get("latency") != "ms":
             raise ValueError(f"{path}: latencies must be in ms, the metadata says "
                              f"{meta.get('units')}")
-        frame = pd.read_csv(path)
-        if list(frame.columns) != list(TABLE_COLUMNS):
-            raise ValueError(f"{path}: the columns are not those of schema {SCHEMA_VERSION}")
-        ops = frame[frame["kind"] == "op"][[*OP_KEY, "latency_ms", "iqr_ms", "repeats"]]
-        ops = ops.astype({c: int for c in OP_KEY[1:]} | {"repeats": int})
-        fixed = frame[frame["kind"] == "fixed"][
-            [*CONTEXT_KEY, "latency_ms", "iqr_ms", "repeats", "zero_cell_ms", "zero_ops_ms",
-             "preprocess_ms"]]
-        fixed = fixed.astype({c: int for c in CONTEXT_KEY[2:]} | {"repeats": int})
-        fixed = fixed.astype({"reduction": bool, "reduction_prev": bool})
-        space = SearchSpace(**meta["space"])
+        if meta.get("table_sha256") not in (None, file_sha256(path)):
+            raise ValueError(f"{path} changed after it was written (its checksum differs from "
+                             f"the one in {meta_path.name}): {remedy}")
+        try:
+            frame = pd.read_csv(path)
+            if list(frame.columns) != list(TABLE_COLUMNS):
+                raise ValueError(f"the columns are not those of schema {SCHEMA_VERSION}")
+            ops = frame[frame["kind"] == "op"][[*OP_KEY, "latency_ms", "iqr_ms", "repeats"]]
+            ops = ops.astype({c: int for c in OP_KEY[1:]} | {"repeats": int})
+            fixed = frame[frame["kind"] == "fixed"][
+                [*CONTEXT_KEY, "latency_ms", "iqr_ms", "repeats", "zero_cell_ms",
+                 "zero_ops_ms", "preprocess_ms"]]
+            fixed = fixed.astype({c: int for c in CONTEXT_KEY[2:]} | {"repeats": int})
+            fixed = fixed.astype({"reduction": bool, "reduction_prev": bool})
+            space = SearchSpace(**meta["space"])
+        except (ValueError, TypeError, KeyError, pd.errors.ParserError) as err:
+            raise ValueError(f"{path} cannot be read as an op latency table ({err}): "
+                             f"{remedy}") from None
+        latency = frame["latency_ms"].to_numpy(dtype=float)
+        bad = ~(np.isfinite(latency) & (latency >= 0))
+        if bad.any():
+            raise ValueError(f"{path}, line {int(bad.argmax()) + 2}: latency_ms="
+                             f"{latency[bad.argmax()].item()!r} must be a finite number of "
+                             f"milliseconds >= 0: {remedy}")
         return cls(ops, fixed, space, meta)
 
 

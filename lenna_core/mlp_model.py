@@ -27,9 +27,19 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .block_checks import observed_range, warn_outside_known_range
 from .blocks import CellContext
 from .device_identity import check_device, identity_from_record
 from .encoder import BlockEncoder, context_vector, edge_macs, encode, feature_names
+from .file_checks import (
+    check_schema_version,
+    file_sha256,
+    load_torch,
+    read_json,
+    require_keys,
+    verify_digest,
+    with_digest,
+)
 from .lookup_table import LookupTableModel, OpLatencyTable, linear_expectation
 from .profiler import machine_fingerprint
 from .search_space import DARTS_SPACE, SearchSpace
@@ -156,7 +166,8 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         for name in ("max_epochs", "batch_size", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be a positive integer")
-        if not self.hidden or min(self.hidden) < 1:
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
+                                  for h in self.hidden):
             raise ValueError(f"hidden={self.hidden}: must list positive layer widths")
         if self.prior is not None:
             if not isinstance(self.prior, OpLatencyTable):
@@ -245,7 +256,10 @@ class MLPLatency(RegressorMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Latency (ms) of every row of the dataset frame ``X``."""
         check_is_fitted(self, "module_")
-        features = self.encoder_.transform(X)
+        features = self.encoder_.transform(X)  # checks every block first
+        if getattr(self, "context_range_", None):  # older saved models record none
+            warn_outside_known_range(self.context_range_, observed_range(X, RANGE_COLUMNS),
+                                     "X has blocks")
         return self.predict_features(features, self._prior_ms(X))
 
     def predict_features(self, features: np.ndarray,
@@ -304,8 +318,9 @@ class MLPLatency(RegressorMixin, BaseEstimator):
             "context_range": self.context_range_,
             "device": labels_measured_on or machine_fingerprint("cpu"),
             "fitted_on": machine_fingerprint("cpu"),
+            "weights_sha256": file_sha256(path.with_suffix(".pt")),
         }
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        path.with_suffix(".json").write_text(json.dumps(with_digest(meta), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike, space: SearchSpace = DARTS_SPACE, *,
@@ -313,16 +328,25 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         """Read a model written by :meth:`save`, checking it fits ``space``'s feature layout
         and warning (``DeviceMismatchWarning``) if its labels were measured on another device."""
         path = Path(path)
-        meta = json.loads(path.with_suffix(".json").read_text())
-        if meta.get("format_version") not in READABLE_VERSIONS:
-            raise ValueError(f"{path}: format version {meta.get('format_version')}, this code "
-                             f"reads {READABLE_VERSIONS}; retrain the model (chapter 4)")
+        json_path = path.with_suffix(".json")
+        remedy = "restore the model's files or retrain it (chapter 4)"
+        meta = read_json(json_path, remedy)
+        check_schema_version(meta, json_path, READABLE_VERSIONS, key="format_version",
+                             remedy="Retrain the model (chapter 4).")
+        verify_digest(meta, json_path, remedy)
+        require_keys(meta, ("feature_names", "space", "params", "x_mean", "x_scale", "y_mean",
+                            "y_scale", "n_epochs", "device"), json_path, remedy)
         if meta["feature_names"] != feature_names(space):
             raise ValueError(f"{path} was trained on another feature layout (search space "
                              f"{meta['space']}); it cannot score {space.to_dict()}: retrain it "
                              "on a dataset of this space")
-        params = dict(meta["params"], hidden=tuple(meta["params"]["hidden"]), space=space)
-        model = cls(**params)
+        try:
+            params = dict(meta["params"], hidden=tuple(meta["params"]["hidden"]), space=space)
+            model = cls(**params)
+            model._check_params()
+        except (ValueError, TypeError, KeyError) as err:
+            raise ValueError(f"{json_path}: params {meta['params']!r} are not a model's "
+                             f"({err}); {remedy}") from None
         model.prior_ = None
         if meta.get("prior"):
             table = OpLatencyTable.from_csv(path.parent / meta["prior"]["table"])
@@ -331,8 +355,26 @@ class MLPLatency(RegressorMixin, BaseEstimator):
             model.prior_.scale_ = meta["prior"]["scale"]
             model.prior_.offset_ = meta["prior"]["offset_ms"]
             model.prior_.space_ = table.space
-        net = _network(len(meta["feature_names"]), model.hidden)
-        net.load_state_dict(torch.load(path.with_suffix(".pt"), weights_only=True))
+        n_features = len(meta["feature_names"])
+        for key in ("x_mean", "x_scale"):
+            values = np.asarray(meta[key], dtype=float)
+            if values.shape != (n_features,) or not np.isfinite(values).all():
+                raise ValueError(f"{json_path}: {key} must hold {n_features} finite numbers "
+                                 f"(one per feature), not shape {values.shape}; {remedy}")
+        net = _network(n_features, model.hidden)
+        weights = path.with_suffix(".pt")
+        if weights.exists() and meta.get("weights_sha256") not in (None, file_sha256(weights)):
+            raise ValueError(f"{weights} is not the file {json_path.name} was saved with (its "
+                             f"checksum differs): it was replaced or damaged; {remedy}")
+        state = load_torch(weights, remedy, weights_only=True)
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as err:
+            shapes = {k: tuple(v.shape) for k, v in state.items()} \
+                if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{path.with_suffix('.pt')} does not fit hidden="
+                             f"{list(model.hidden)} from {json_path.name} (weights: {shapes}); "
+                             f"{remedy}") from err
         model.y_mean_, model.y_scale_ = meta["y_mean"], meta["y_scale"]
         model.module_ = LatencyModule(net, torch.tensor(meta["x_mean"]),
                                       torch.tensor(meta["x_scale"]), model.y_mean_,

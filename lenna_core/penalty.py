@@ -18,6 +18,7 @@ estimate at its starting point (uniform alphas) and record it.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import torch
@@ -33,6 +34,8 @@ class Penalty:
     kind = "base"
 
     def __post_init__(self) -> None:
+        if isinstance(self.lam, numbers.Real) and not isinstance(self.lam, bool | int | float):
+            object.__setattr__(self, "lam", float(self.lam))  # numpy scalars: np.float32(1.0)
         if isinstance(self.lam, bool) or not isinstance(self.lam, int | float) \
                 or not math.isfinite(self.lam) or self.lam < 0:
             raise ValueError(f"lam={self.lam!r}: the latency weight must be a finite number "

@@ -30,8 +30,17 @@ from tqdm import tqdm
 
 from .data import DatasetSplits, load_dataset
 from .estimators import LatencyEstimator
+from .file_checks import (
+    load_torch,
+    read_json,
+    require_keys,
+    save_torch,
+    verify_digest,
+    with_digest,
+)
 from .genotypes import Genotype
 from .penalty import LinearPenalty, Penalty
+from .profiler import resolve_device
 from .search_step import ArchStep, arch_step, unrolled_arch_step, weight_step
 from .supernet import GATE_GRADIENTS, MODES, SearchNetwork
 
@@ -195,11 +204,11 @@ class LatencyAwareSearch:
         path = self.out_dir / "config.json"
         if not path.exists():
             return
-        stored = json.loads(path.read_text())
+        stored = read_json(path, f"delete {self.out_dir} to start this search over")
         mine = json.loads(json.dumps(self.describe()))
         if stored != mine:
             diff = sorted(_differences(stored, mine))
-            raise ValueError(f"{self.out_dir} holds a search with another configuration "
+            raise ValueError(f"{path} records a search with another configuration "
                              f"(differs in {', '.join(diff[:6])}); choose another out_dir "
                              "or delete that folder to start over. Nothing was overwritten.")
 
@@ -207,9 +216,7 @@ class LatencyAwareSearch:
         return self.out_dir / "checkpoint.pt"
 
     def _save_checkpoint(self, state: dict) -> None:
-        tmp = self._checkpoint_path().with_suffix(".pt.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self._checkpoint_path())
+        save_torch(state, self._checkpoint_path())
 
     # ------------------------------------------------------------------ the loop
 
@@ -221,13 +228,19 @@ class LatencyAwareSearch:
         self._check_folder()
         if (self.out_dir / "result.json").exists():
             return self.load_result()
+        # Everything that can fail on a bad setting fails before the folder is written to: a
+        # corrected run must not be refused as "another configuration".
+        try:
+            device = resolve_device(cfg.device)
+        except ValueError as err:
+            raise ValueError(f"SearchConfig.device={cfg.device!r}: "
+                             f"{str(err).split(': ', 1)[-1]}") from None
+        if splits is None:
+            splits = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.split_seed)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "genotypes").mkdir(exist_ok=True)
         _write_atomic(self.out_dir / "config.json", json.dumps(self.describe(), indent=2) + "\n")
 
-        if splits is None:
-            splits = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.split_seed)
-        device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
         net = SearchNetwork(cfg.C, splits.num_classes, cfg.layers, in_channels=splits.in_channels,
                             mode=cfg.mode, gate_gradient=cfg.gate_gradient).to(device)
@@ -252,7 +265,8 @@ class LatencyAwareSearch:
         state = {"epoch": 0, "step": 0, "global_step": 0, "rows": [], "sums": {},
                  "seconds": 0.0}
         if self._checkpoint_path().exists():
-            saved = torch.load(self._checkpoint_path(), weights_only=False)
+            saved = load_torch(self._checkpoint_path(), "delete it to restart this search "
+                               "from its first step", weights_only=False)
             if saved.get("version") != CHECKPOINT_VERSION or saved["describe"] != \
                     json.loads(json.dumps(self.describe())):
                 raise ValueError(f"{self._checkpoint_path()} was written by another search "
@@ -327,7 +341,8 @@ class LatencyAwareSearch:
                   "unit": None if estimator is None else estimator.unit,
                   "seconds": state["seconds"],
                   "alphas": {k: v.tolist() for k, v in net.probabilities().items()}}
-        _write_atomic(self.out_dir / "result.json", json.dumps(result, indent=2) + "\n")
+        _write_atomic(self.out_dir / "result.json",
+                      json.dumps(with_digest(result), indent=2) + "\n")
         return self.load_result()
 
     def _epoch_row(self, epoch: int, state: dict, genotype: Genotype, net: SearchNetwork,
@@ -356,7 +371,11 @@ class LatencyAwareSearch:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: the search has not finished; "
                                     "run() resumes it")
-        data = json.loads(path.read_text())
+        remedy = f"delete {self.out_dir} to run this search again"
+        data = read_json(path, remedy)
+        verify_digest(data, path, remedy)
+        require_keys(data, ("genotype", "penalty", "predicted", "unit", "seconds", "alphas"),
+                     path, remedy)
         log = pd.read_csv(self.out_dir / "log.csv")
         return SearchResult(Genotype.from_json(json.dumps(data["genotype"])), log, self.out_dir,
                             data["penalty"], data["predicted"], data["unit"], data["seconds"],

@@ -32,7 +32,7 @@ from .evaluation import (
     train_genotype,
 )
 from .genotypes import Genotype
-from .penalty import make_penalty
+from .penalty import PENALTIES, make_penalty
 from .search import LatencyAwareSearch, SearchConfig, op_counts
 
 BASELINE = "none"  # the estimator name of lambda = 0 runs: plain DARTS
@@ -63,6 +63,8 @@ def sweep_points(lams: Mapping[str, Sequence[float]], seeds: Sequence[int],
     if not isinstance(lams, Mapping):
         raise ValueError(f"lambdas={lams!r}: give a dict from estimator name to a list of "
                          "lambdas, e.g. {'mlp': [0.3, 1.0]}")
+    if penalty not in PENALTIES:
+        raise ValueError(f"penalty={penalty!r}: allowed penalties are {', '.join(PENALTIES)}")
     points = [SweepPoint(BASELINE, penalty, 0.0, seed) for seed in seeds]
     for name, values in lams.items():
         for lam in values:

@@ -39,8 +39,10 @@ import torch
 from sklearn.model_selection import KFold
 from torch import nn
 
+from .block_checks import extrapolation_expected
 from .blocks import CellContext
 from .device_identity import check_device, device_identity
+from .file_checks import check_schema_version, read_json, require_keys
 from .lookup_table import LookupTableModel, OpLatencyTable
 from .mlp_model import MLPLatency
 
@@ -113,10 +115,11 @@ class AdaptedLatency:
         if not meta_path.exists():
             raise ValueError(f"{meta_path} is missing: {path} is not an adapted model (load it "
                              "with MLPLatency.load, or adapt it with lenna_core.transfer)")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_path}: format version {meta.get('format_version')}, this "
-                             f"code reads {FORMAT_VERSION}; adapt the model again")
+        meta = read_json(meta_path, "adapt the model again (lenna transfer)")
+        check_schema_version(meta, meta_path, FORMAT_VERSION, key="format_version",
+                             remedy="Adapt the model again.")
+        require_keys(meta, ("method", "log_scale", "power", "device"), meta_path,
+                     "adapt the model again (lenna transfer)")
         model = MLPLatency.load(path, check_device_here=False)
         provenance = {k: v for k, v in meta.items()
                       if k not in ("format_version", "method", "log_scale", "power")}
@@ -266,7 +269,8 @@ def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
         predicted = np.empty_like(y)
         for train, test in splits:
             fitted = fit_method(source, method, X.iloc[train], y[train], seed, table)
-            predicted[test] = fitted.predict(X.iloc[test])
+            with extrapolation_expected():  # "scratch" knows only its fold's range
+                predicted[test] = fitted.predict(X.iloc[test])
         error = np.abs(predicted - y) / y
         rows.append({"method": method, "cv_mape_pct": 100 * error.mean(),
                      "cv_within_10_pct": 100 * (error <= 0.1).mean()})

@@ -239,9 +239,9 @@ def test_schema_version_and_corrupted_rows_are_reported(tmp_path):
         read_dataset(path)
     path.write_text(good)
     meta_path.write_text(json.dumps(meta | {"schema_version": 99}))
-    with pytest.raises(ValueError, match="schema version 99"):
+    with pytest.raises(ValueError, match="schema_version=99, this code reads 1"):
         read_dataset(path)
-    with pytest.raises(ValueError, match="schema version 99"):
+    with pytest.raises(ValueError, match="schema_version=99, this code reads 1"):
         generate_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
     assert path.read_text() == good
 

@@ -86,7 +86,7 @@ def test_bad_probabilities_and_targets(synthetic):
     model = ElasticNetLatency(alpha=1e-3).fit(X[:50], np.exp(y[:50]))
     bad = X[:5].copy()
     bad.loc[3, "p_00_sep_conv_3x3"] += 0.3
-    with pytest.raises(ValueError, match="row 3: probabilities"):
+    with pytest.raises(ValueError, match=r"row 3 \(index 3\): the probabilities of edge 0"):
         model.predict(bad)
     with pytest.raises(ValueError, match="one latency per block"):
         ElasticNetLatency().fit(X[:5], [1.0, 2.0])

@@ -198,7 +198,7 @@ def test_file_errors(tmp_path):
     table.to_csv(path)
     meta = path.with_name(path.name + ".meta.json")
     meta.write_text(meta.read_text().replace('"schema_version": 1', '"schema_version": 99'))
-    with pytest.raises(ValueError, match="schema version 99"):
+    with pytest.raises(ValueError, match="schema_version=99, this code reads 1"):
         OpLatencyTable.from_csv(path)
     meta.unlink()
     with pytest.raises(ValueError, match="no metadata"):

@@ -12,6 +12,7 @@ from torch.func import functional_call
 
 from lenna_core import load_dataset
 from lenna_core.estimators import FlopsEstimator, MLPEstimator, TargetConfig
+from lenna_core.file_checks import load_torch
 from lenna_core.mlp_model import MLPLatency
 from lenna_core.penalty import LinearPenalty
 from lenna_core.search import LatencyAwareSearch, SearchConfig
@@ -54,7 +55,8 @@ def test_interrupted_search_resumes_to_the_same_result(tmp_path, splits, mlp_est
         LatencyAwareSearch(config, folder, mlp_estimator, penalty).run(
             progress=False, splits=splits, on_step=kill_at_step_5)
     assert not (folder / "result.json").exists()
-    assert torch.load(folder / "checkpoint.pt", weights_only=False)["state"]["global_step"] == 4
+    saved = load_torch(folder / "checkpoint.pt", "", weights_only=False)
+    assert saved["state"]["global_step"] == 4
     resumed = LatencyAwareSearch(config, folder, mlp_estimator, penalty).run(
         progress=False, splits=splits)
     assert resumed.genotype == whole.genotype
