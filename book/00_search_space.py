@@ -97,7 +97,7 @@ assert round(v2.iloc[0] / 1e6, 1) == 3.3 and round(v2.iloc[1] / 1e6, 1) == 4.7
 figures = Path(figures_dir)
 for reduction, kind in ((False, "normal"), (True, "reduction")):
     fig = draw_cell(lc.DARTS_V2, reduction=reduction, title=f"DARTS_V2 {kind} cell")
-    fig.savefig(figures / f"darts_v2_{kind}.png")
+    fig.savefig(figures / f"00_darts_v2_{kind}.png")
     plt.show()
 
 # %%

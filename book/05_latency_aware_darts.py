@@ -98,8 +98,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from lenna_core import DARTS_SPACE as config_space
-from lenna_core import Genotype, load_dataset
+from lenna_core import DARTS_SPACE, Genotype, load_dataset
 from lenna_core import sweep as sw
 from lenna_core.book import check_device_parameters, check_int_parameters, setup_book
 from lenna_core.dataset import read_metadata
@@ -147,7 +146,7 @@ print(f"{len(points)} searches: {len(seeds)} seeds x "
 print(f"task {splits.name}: {len(splits.train)} train / {len(splits.val)} val / "
       f"{len(splits.test)} test images; target {target.to_dict()}, "
       f"{len(estimators['mlp'].contexts)} blocks")
-uniform = torch.zeros(config_space.num_edges, config_space.num_ops)
+uniform = torch.zeros(DARTS_SPACE.num_edges, DARTS_SPACE.num_ops)
 for name, estimator in estimators.items():
     print(f"{name:>12}: estimate at uniform alphas {float(estimator(uniform, uniform)):.2f} "
           f"{estimator.unit}")

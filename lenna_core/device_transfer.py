@@ -24,9 +24,10 @@ from .dataset import generate_dataset, read_dataset, read_metadata
 from .device_folder import write_manifest
 from .device_identity import describe_device, device_identity
 from .encoder import contexts_from_frame
-from .generate_dataset import DEFAULT_RULE, ReferenceClock, describe_rule, make_labeler
+from .labeller import DEFAULT_RULE, describe_rule, make_labeler
 from .lookup_table import OpLatencyTable
 from .mlp_model import MLPLatency
+from .reference_clock import ReferenceClock
 from .transfer import METHODS, AdaptedLatency, adapt
 
 PILOT_BLOCKS = 5

@@ -9,9 +9,10 @@ Feature layout, in order (``BlockEncoder.get_feature_names_out`` names every col
 5. ``log2_fixed_mflops``: multiply-adds of the two preprocessing convolutions (per batch).
 6. ``log2_expected_mflops``: expected multiply-adds of the edges under the probabilities.
 
-Multiply-adds are counted analytically per op (convolutions only; pooling counted as one
-operation per window element), in millions, for the whole batch; logarithms keep the scale
-of a 4-channel block and a 128-channel block comparable.
+Multiply-adds are counted on each primitive's built module (convolutions, and pooling as one
+operation per window element: :func:`lenna_core.operations.op_macs`), in millions, for the
+whole batch; logarithms keep the scale of a 4-channel block and a 128-channel block
+comparable.
 """
 
 from __future__ import annotations
@@ -24,28 +25,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from .block_checks import check_blocks
 from .blocks import CellContext
+from .operations import op_macs
 from .search_space import DARTS_SPACE, SearchSpace
 
 CONTEXT_FEATURES = ("is_normal", "is_reduction", "reduction_prev", "log2_C_prev_prev",
                     "log2_C_prev", "log2_C", "log2_spatial", "log2_batch")
-
-
-def op_macs(name: str, C: int, spatial_out: int, stride: int) -> float:
-    """Multiply-adds of one primitive per sample, producing a C x spatial_out^2 output."""
-    hw = spatial_out * spatial_out
-    if name in ("none",) or (name == "skip_connect" and stride == 1):
-        return 0.0
-    if name == "skip_connect":  # FactorizedReduce: two 1x1 convs to C/2 channels each
-        return float(C * C * hw)
-    if name.endswith("pool_3x3"):
-        return float(9 * C * hw)
-    k = int(name[-1])
-    one = (k * k * C + C * C) * hw  # depthwise k x k, then pointwise 1 x 1
-    if name.startswith("sep_conv"):
-        return float(2 * one)  # two stacked separable convolutions
-    if name.startswith("dil_conv"):
-        return float(one)
-    raise ValueError(f"no multiply-add count for primitive {name!r}")
 
 
 def edge_macs(context: CellContext, space: SearchSpace = DARTS_SPACE) -> np.ndarray:

@@ -25,10 +25,10 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from .data import DatasetSplits
 from .estimators import LatencyEstimator, TargetConfig
-from .generate_dataset import ReferenceClock
 from .genotypes import Genotype
 from .network import NetworkCIFAR, count_parameters
 from .profiler import format_shapes, measure_latency
+from .reference_clock import ReferenceClock
 from .search import collate_batch, epoch_batches
 from .search_space import DARTS_SPACE, SearchSpace
 

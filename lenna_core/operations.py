@@ -2,11 +2,14 @@
 
 Every constructor has the signature ``(C, stride, affine) -> nn.Module`` and maps a tensor
 of ``C`` channels to ``C`` channels, halving the spatial size when ``stride == 2``.
-Adding an operation to the search space is one line in :data:`OPS`.
+Adding an operation to the search space is one line in :data:`OPS`: its cost features (the
+multiply-adds the latency models and the FLOPs estimator use) are counted on the module it
+builds (:func:`op_macs`), never parsed from its name.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -125,3 +128,40 @@ def make_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:
         raise ValueError(f"stride={stride}: allowed strides are 1 and 2")
     return OPS[name](C, stride, affine)
 
+
+
+@functools.cache
+def op_macs(name: str, C: int, spatial_out: int, stride: int) -> float:
+    """Multiply-adds of one primitive per sample, producing a C x spatial_out^2 output.
+
+    Counted on the built module, so a primitive added to :data:`OPS` is counted without
+    further code: every convolution contributes ``output elements x (C_in / groups) x
+    kernel area``, every pooling layer ``output elements x window area``; normalisation and
+    activations are not counted. The module runs on torch's meta device (shapes only, no
+    arithmetic), once per distinct argument set.
+    """
+    op = make_op(name, C, stride, affine=False).to("meta").eval()  # eval: BN on 1 sample
+    side = spatial_out * stride
+    total = 0
+
+    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
+            k = module.kernel_size
+            kh, kw = (k, k) if isinstance(k, int) else k
+            total += output.numel() * kh * kw
+
+    hooks = [m.register_forward_hook(count) for m in op.modules()]
+    try:
+        out = op(torch.empty(1, C, side, side, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if tuple(out.shape[1:]) != (C, spatial_out, spatial_out):
+        raise ValueError(f"primitive {name!r} maps (C={C}, {side}x{side}) at stride {stride} to "
+                         f"{tuple(out.shape[1:])}, not ({C}, {spatial_out}, {spatial_out}): every "
+                         "primitive must keep the channels and divide the size by its stride")
+    return float(total)

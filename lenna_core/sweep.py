@@ -294,11 +294,6 @@ def genotype_of(results: pd.DataFrame, run_id: str) -> Genotype:
     return Genotype.from_json(match["genotype"].iloc[0])
 
 
-def load_results(out_dir: str | os.PathLike) -> pd.DataFrame:
-    """The results table of a sweep folder."""
-    return pd.read_csv(Path(out_dir) / "results.csv")
-
-
 def describe_sweep(config: SearchConfig, target: TargetConfig, evaluation: Mapping) -> str:
     """A JSON record of the sweep's settings (for the chapter's output)."""
     return json.dumps({"search": asdict(config), "target": target.to_dict(),

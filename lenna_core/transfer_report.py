@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from .device_identity import describe_differences
-from .generate_dataset import DEFAULT_RULE
+from .labeller import DEFAULT_RULE
 
 
 def before_after(y_true: pd.Series, predictions: Mapping[str, pd.Series]) -> pd.DataFrame:

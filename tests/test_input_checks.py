@@ -306,3 +306,11 @@ def test_7_a_truncated_search_record_is_named(tmp_path):
         with pytest.raises(ValueError, match=rf"run/{name} is not valid JSON"):
             LatencyAwareSearch(config, tmp_path / "run").run(progress=False)
         record.write_text(intact)
+
+
+def test_every_labeller_option_is_documented():
+    from lenna_core.generate_dataset import build_parser
+
+    undocumented = [action.option_strings for action in build_parser()._actions
+                    if not action.help]
+    assert not undocumented, f"options without help: {undocumented}"

@@ -78,3 +78,11 @@ def test_pair_is_in_sync_as_jupytext_sees_it(source: Path):
     volatile = {key for cell in cells for key in cell["metadata"]
                 if key in ("papermill", "execution", "ExecuteTime")}
     assert not volatile, f"{notebook.name} keeps run timings in its cells: {sorted(volatile)}"
+
+
+def test_every_committed_figure_is_named_after_its_chapter():
+    chapters = {source.name[:3] for source in SOURCES}  # "00_", "01_", ...
+    figures = sorted((BOOK.parent / "figures").glob("*.png"))
+    assert figures
+    stray = [f.name for f in figures if f.name[:3] not in chapters]
+    assert not stray, f"figures not named NN_* after the chapter that draws them: {stray}"

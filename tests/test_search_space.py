@@ -147,10 +147,17 @@ def test_primitives_list_becomes_tuple():
     hash(space)
 
 
-def test_check_probabilities_accepts_softmax_rows():
-    probs = torch.softmax(torch.randn(14, 8), dim=-1)
+def test_check_probabilities_accepts_rows_within_its_tolerance_only():
+    probs = torch.softmax(torch.randn(14, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
     DARTS_SPACE.check_probabilities(probs)
     DARTS_SPACE.check_probabilities(torch.eye(8)[torch.arange(14) % 8])
+    nearly = probs.clone()
+    nearly[3, 0] += 0.5e-4  # inside atol=1e-4: accepted
+    DARTS_SPACE.check_probabilities(nearly)
+    off = probs.clone()
+    off[3, 0] += 2e-4
+    with pytest.raises(ValueError, match=r"each row of probs must sum to 1 .* off by 0.0002"):
+        DARTS_SPACE.check_probabilities(off)
 
 
 @pytest.mark.parametrize("shape", [(13, 8), (14, 7), (14,), (1, 14, 8), (20, 8)])
