@@ -68,16 +68,13 @@ from matplotlib.ticker import NullFormatter
 from sklearn.model_selection import train_test_split
 
 from lenna_core import dataset as ds
+from lenna_core.additivity import additivity_experiment
 from lenna_core.book import setup_book
 from lenna_core.encoder import contexts_from_frame
 from lenna_core.linear_model import ElasticNetLatency
-from lenna_core.lookup_table import (
-    LookupTableModel,
-    OpLatencyTable,
-    additivity_experiment,
-    primitive_sweep,
-)
+from lenna_core.lookup_table import LookupTableModel, OpLatencyTable
 from lenna_core.metrics import latency_metrics, noise_floor
+from lenna_core.op_timing import primitive_sweep
 from lenna_core.search_space import DARTS_SPACE
 
 run = setup_book(seed, figures_dir=figures_dir)

@@ -82,19 +82,17 @@ from IPython.display import Markdown, display
 
 from lenna_core.blocks import CellContext
 from lenna_core.book import setup_book
-from lenna_core.convergence import (
-    LennaRule,
-    StandardErrorRule,
+from lenna_core.convergence import LennaRule, StandardErrorRule, label_block
+from lenna_core.profiler import machine_fingerprint
+from lenna_core.rule_choice import CRITERIA, UNMATCHED, choose_rule
+from lenna_core.rule_replay import (
     cheapest_matching,
     compare_rules,
-    label_block,
     mean_entropy,
     probabilities_with_temperature,
     record_stream,
     summarise,
 )
-from lenna_core.profiler import machine_fingerprint
-from lenna_core.rule_choice import CRITERIA, UNMATCHED, choose_rule
 from lenna_core.search_space import DARTS_SPACE
 
 run = setup_book(seed, threads=threads, figures_dir=figures_dir)

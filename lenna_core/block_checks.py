@@ -51,8 +51,8 @@ def check_blocks(frame: pd.DataFrame, space: SearchSpace = DARTS_SPACE, source: 
     first row) makes the message name file lines instead of row positions.
     """
     if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"{source} must be a pandas DataFrame with the dataset's columns, "
-                         f"not {type(frame).__name__}")
+        raise ValueError(f"{source} must be a dataset frame (a pandas DataFrame with the "
+                         f"dataset's columns), not {type(frame).__name__}")
     if len(frame) == 0:
         raise ValueError(f"{source} has no rows: pass at least one block")
     columns = probability_columns(space)

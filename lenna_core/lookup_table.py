@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,8 +30,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from tqdm import tqdm
 
-from .blocks import CellBank, CellContext
-from .cells import FixedCell
+from .block_checks import check_blocks, probability_columns
+from .blocks import CellContext
 from .encoder import contexts_from_frame
 from .file_checks import (
     check_schema_version,
@@ -41,19 +40,19 @@ from .file_checks import (
     verify_digest,
     with_digest,
 )
-from .operations import Zero
+from .op_timing import (
+    OP_KEY,
+    edge_keys,
+    measure_fixed_cost,
+    measure_ops,
+)
 from .profiler import (
-    cpu_threads,
     machine_fingerprint,
-    measure_latency,
     resolve_device,
-    time_primitive,
 )
 from .search_space import DARTS_SPACE, SearchSpace
-from .timing_perturbation import perturb
 
 SCHEMA_VERSION = 1
-OP_KEY = ("primitive", "C", "spatial_in", "stride", "batch_size")
 CONTEXT_KEY = ("reduction", "reduction_prev", "C_prev_prev", "C_prev", "C", "spatial",
                "batch_size")
 #: Columns of the CSV: op rows fill the op key, fixed-cost rows the context key.
@@ -63,29 +62,11 @@ TABLE_COLUMNS = ("kind", "primitive", "reduction", "reduction_prev", "C_prev_pre
 FIXED_COST_RULE = ("fixed(context) = median latency of the cell with a Zero op on every edge "
                    "minus the sum of the median latencies of those Zero ops timed alone")
 
-OpKey = tuple[str, int, int, int, int]
-
-
 class MissingLatencyError(KeyError, ValueError):
     """A latency the table does not hold; the message says which and how to measure it."""
 
     def __str__(self) -> str:  # KeyError would print the message in quotes
         return str(self.args[0]) if self.args else ""
-
-
-def edge_keys(context: CellContext, space: SearchSpace = DARTS_SPACE
-              ) -> list[tuple[int, int, int, int]]:
-    """(C, spatial_in, stride, batch_size) of the op on every edge of ``context``'s cell.
-
-    Edges leaving the two inputs of a reduction cell stride 2 on the full-size input; every
-    other edge of a reduction cell works on the halved size.
-    """
-    keys = []
-    for src, _ in space.edges:
-        stride = 2 if context.reduction and src < 2 else 1
-        spatial = context.spatial // 2 if context.reduction and stride == 1 else context.spatial
-        keys.append((context.C, spatial, stride, context.batch_size))
-    return keys
 
 
 def _context_key(context: CellContext) -> tuple:
@@ -302,12 +283,14 @@ class OpLatencyTable:
         except (ValueError, TypeError, KeyError, pd.errors.ParserError) as err:
             raise ValueError(f"{path} cannot be read as an op latency table ({err}): "
                              f"{remedy}") from None
+        # A fixed cost is a difference of two medians and may be slightly negative; an op's
+        # latency may not.
         latency = frame["latency_ms"].to_numpy(dtype=float)
-        bad = ~(np.isfinite(latency) & (latency >= 0))
+        bad = ~np.isfinite(latency) | ((frame["kind"] == "op").to_numpy() & (latency < 0))
         if bad.any():
             raise ValueError(f"{path}, line {int(bad.argmax()) + 2}: latency_ms="
                              f"{latency[bad.argmax()].item()!r} must be a finite number of "
-                             f"milliseconds >= 0: {remedy}")
+                             f"milliseconds (>= 0 for an op): {remedy}")
         return cls(ops, fixed, space, meta)
 
 
@@ -333,174 +316,14 @@ def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
-def measure_ops(keys: Sequence[OpKey], *, repeats: int = 30, warmup: int = 5,
-                threads: int | None = 1, device: str = "cpu", progress: bool = True
-                ) -> pd.DataFrame:
-    """Time each (primitive, C, spatial_in, stride, batch_size) alone; one row per key (ms)."""
-    rows = []
-    for name, C, spatial, stride, batch in tqdm(keys, desc="op latencies", unit="op",
-                                                disable=not progress):
-        result = time_primitive(name, C, stride, spatial, batch_size=batch, device=device,
-                                repeats=repeats, warmup=warmup, threads=threads)
-        rows.append({"primitive": name, "C": C, "spatial_in": spatial, "stride": stride,
-                     "batch_size": batch, "latency_ms": result.median, "iqr_ms": result.iqr,
-                     "repeats": result.repeats})
-    return pd.DataFrame(rows, columns=[*OP_KEY, "latency_ms", "iqr_ms", "repeats"])
-
-
-def primitive_sweep(primitives: Sequence[str], channels: Sequence[int], strides: Sequence[int],
-                    spatial_sizes: Sequence[int], **timing) -> pd.DataFrame:
-    """Every primitive at every (channels, stride, input size), batch 1; see :func:`measure_ops`."""
-    keys = [(name, C, spatial, stride, 1) for name in primitives for C in channels
-            for stride in strides for spatial in spatial_sizes]
-    return measure_ops(keys, **timing)
-
-
-def zero_cell(context: CellContext, space: SearchSpace = DARTS_SPACE) -> FixedCell:
-    """The cell of ``context`` with a ``Zero`` op on every edge: only its fixed parts work."""
-    strides = [2 if context.reduction and src < 2 else 1 for src, _ in space.edges]
-    edges = [("none", src, dst) for src, dst in space.edges]
-    return FixedCell(edges, space.concat, context.C_prev_prev, context.C_prev, context.C,
-                     context.reduction, context.reduction_prev,
-                     ops=[Zero(stride) for stride in strides])
-
-
-def measure_fixed_cost(context: CellContext, space: SearchSpace = DARTS_SPACE, *,
-                       zero_ops_ms: Sequence[float] | None = None, repeats: int = 30,
-                       warmup: int = 5, threads: int | None = 1, device: str = "cpu") -> dict:
-    """The fixed cost of ``context`` (see the module docstring) and its parts, in ms.
-
-    ``zero_ops_ms`` are the latencies of the Zero op on every edge, as the table holds them
-    (so that the table predicts the all-``none`` cell exactly); None times them here.
-    """
-    timing = {"repeats": repeats, "warmup": warmup, "threads": threads, "device": device}
-    cell = zero_cell(context, space)
-    whole = measure_latency(cell, context.input_shapes, **timing)
-    if zero_ops_ms is None:
-        zero_ops_ms = [measure_latency(op, (batch, C, spatial, spatial), **timing).median
-                       for (C, spatial, _, batch), op in zip(edge_keys(context, space),
-                                                             cell.ops)]
-    if len(zero_ops_ms) != space.num_edges:
-        raise ValueError(f"zero_ops_ms lists {len(zero_ops_ms)} latencies for "
-                         f"{space.num_edges} edges")
-    zero_ops = float(sum(zero_ops_ms))
-    preprocess = sum(measure_latency(module, shape, **timing).median for module, shape in
-                     zip((cell.preprocess0, cell.preprocess1), context.input_shapes))
-    return {"latency_ms": whole.median - zero_ops, "iqr_ms": whole.iqr,
-            "repeats": whole.repeats, "zero_cell_ms": whole.median, "zero_ops_ms": zero_ops,
-            "preprocess_ms": preprocess}
-
-
-def _cpu_median_ms(module: torch.nn.Module, shapes, *, repeats: int, warmup: int,
-                   threads: int | None, device: str) -> float:
-    """Median CPU time of this thread (ms) over ``repeats`` passes (CPU only; NaN on CUDA)."""
-    if resolve_device(device).type != "cpu":
-        return float("nan")
-    module = module.eval()
-    inputs = [torch.randn(shape) for shape in shapes]
-    times = []
-    with cpu_threads(threads), torch.inference_mode():
-        for _ in range(warmup):
-            module(*inputs)
-        for _ in range(repeats):
-            start = time.thread_time()
-            module(*inputs)
-            times.append(perturb((time.thread_time() - start) * 1e3))
-    return float(np.median(times))
-
-
-def _time_both(module: torch.nn.Module, shapes, timing: dict) -> tuple[float, float]:
-    """(wall-clock median by the profiler, thread-CPU median) of ``module``, in ms."""
-    return (measure_latency(module, shapes, **timing).median,
-            _cpu_median_ms(module, shapes, **timing))
-
-
-def additivity_experiment(contexts: Sequence[CellContext], cells_per_context: int,
-                          space: SearchSpace = DARTS_SPACE, *,
-                          table: OpLatencyTable | None = None, seed: int = 0,
-                          repeats: int = 30, warmup: int = 5, threads: int | None = 1,
-                          device: str = "cpu", progress: bool = True) -> pd.DataFrame:
-    """Time random single-path cells and compare each with the sum of its ops timed alone.
-
-    Per context, the ops of every edge and the fixed cost (as in :meth:`OpLatencyTable.
-    measure`) are timed first, on the very modules the cells are built from; then
-    ``cells_per_context`` cells with one uniformly drawn op per edge (drawn with ``seed``).
-    Every module is timed two ways: the profiler's wall-clock median (``*_ms``) and the
-    median CPU time of the thread (``*_cpu_ms``); on a core shared with other processes the
-    wall clock also counts their time slices, the CPU clock does not. Each cell is also timed
-    once straight after the previous cell ran (``first_pass_ms``), as the dataset labels are.
-
-    Returns one row per cell: ``measured_ms`` and ``predicted_ms`` (fixed cost + the cell's
-    ops), ``ratio`` (measured / predicted), the same for CPU time (``cpu_ratio``), and with
-    a ``table``, ``table_ms``: that table's prediction for the cell. Latencies in ms.
-    """
-    if cells_per_context < 1:
-        raise ValueError(f"cells_per_context={cells_per_context}: must be at least 1")
-    rng = np.random.default_rng(seed)
-    timing = {"repeats": repeats, "warmup": warmup, "threads": threads, "device": device}
-    rows = []
-    bar = tqdm(total=len(contexts) * cells_per_context, desc="single-path cells", unit="cell",
-               disable=not progress)
-    for context in contexts:
-        keys = edge_keys(context, space)
-        bank = CellBank(context, space).to(device)
-        bank.warm_up()
-        ops: dict[tuple, tuple[float, float]] = {}  # (op index, key) -> (wall, cpu)
-        for e, key in enumerate(keys):
-            shape = (key[3], key[0], key[1], key[1])
-            for k in range(space.num_ops):
-                if (k, key) not in ops:
-                    ops[(k, key)] = _time_both(bank.ops[e][k], [shape], timing)
-        zero = zero_cell(context, space).to(device)
-        zeros = {key: _time_both(op, [(key[3], key[0], key[1], key[1])], timing)
-                 for key, op in dict(zip(keys, zero.ops)).items()}
-        zero_cell_ms = _time_both(zero, context.input_shapes, timing)
-        fixed = [zero_cell_ms[i] - sum(zeros[key][i] for key in keys) for i in (0, 1)]
-        for i in range(cells_per_context):
-            active = rng.integers(space.num_ops, size=space.num_edges).tolist()
-            cell = bank.select(active)
-            first = measure_latency(cell, context.input_shapes, repeats=1, warmup=0,
-                                    threads=threads, device=device)
-            measured = _time_both(cell, context.input_shapes, timing)
-            edges = [sum(ops[(k, key)][j] for k, key in zip(active, keys)) for j in (0, 1)]
-            names = [space.primitives[k] for k in active]
-            row = {**context.to_dict(), "cell": i, "ops": " ".join(names),
-                   "conv_edges": sum("conv" in name for name in names),
-                   "measured_ms": measured[0], "predicted_ms": edges[0] + fixed[0],
-                   "edges_ms": edges[0], "fixed_ms": fixed[0],
-                   "measured_cpu_ms": measured[1], "predicted_cpu_ms": edges[1] + fixed[1],
-                   "first_pass_ms": first.times_ms[0]}
-            if table is not None:
-                row["table_ms"] = table.block_ms(context, np.eye(space.num_ops)[active])
-            rows.append(row)
-            bar.update()
-    bar.close()
-    frame = pd.DataFrame(rows)
-    frame["ratio"] = frame["measured_ms"] / frame["predicted_ms"]
-    frame["cpu_ratio"] = frame["measured_cpu_ms"] / frame["predicted_cpu_ms"]
-    return frame
-
-
 # ---------------------------------------------------------------------------- the estimator
 
 
 def frame_probabilities(X: pd.DataFrame, space: SearchSpace, atol: float = 1e-4) -> np.ndarray:
-    """The (rows, edges, ops) probabilities of a dataset frame, checked to be stochastic."""
-    if not isinstance(X, pd.DataFrame):
-        raise ValueError(f"X is a {type(X).__name__}; give a dataset frame (lenna_core.dataset."
-                         "read_dataset) with the context and p_* columns")
-    columns = [f"p_{e:02d}_{op}" for e in range(space.num_edges) for op in space.primitives]
-    missing = [c for c in (*columns, *CONTEXT_KEY) if c not in X.columns]
-    if missing:
-        raise ValueError(f"X lacks {len(missing)} columns, e.g. {missing[:3]}; pass a frame read "
-                         "with lenna_core.dataset.read_dataset")
-    probs = X[columns].to_numpy(dtype=float).reshape(len(X), space.num_edges, space.num_ops)
-    sums = probs.sum(axis=2)
-    if not np.isfinite(probs).all() or (probs < 0).any() or not np.allclose(sums, 1, atol=atol):
-        worst = int(np.nan_to_num(np.abs(sums - 1), nan=np.inf).max(axis=1).argmax())
-        raise ValueError(f"row {worst}: probabilities must be finite, non-negative and sum to 1 "
-                         f"on every edge (within {atol})")
-    return probs
+    """The (rows, edges, ops) probabilities of a dataset frame, every block checked first."""
+    check_blocks(X, space, "X", atol=atol)
+    return X[probability_columns(space)].to_numpy(dtype=float).reshape(
+        len(X), space.num_edges, space.num_ops)
 
 
 class LookupTableModel(RegressorMixin, BaseEstimator):

@@ -50,6 +50,23 @@ READABLE_VERSIONS = (1, 2)
 RANGE_COLUMNS = ("C", "spatial", "batch_size")
 
 
+def train_step(net: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on the mean squared error of ``net(x)`` against ``y``; the loss."""
+    loss = nn.functional.mse_loss(net(x).squeeze(1), y)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return loss
+
+
+def validation_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The mean squared error of ``net(x)`` against ``y``, in eval mode, without gradients."""
+    net.eval()
+    with torch.no_grad():
+        return nn.functional.mse_loss(net(x).squeeze(1), y).item()
+
+
 def _network(n_in: int, hidden: Sequence[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
@@ -226,13 +243,8 @@ class MLPLatency(RegressorMixin, BaseEstimator):
             perm = train_idx[torch.randperm(len(train_idx), generator=generator)]
             for start in range(0, len(perm), self.batch_size):
                 batch = perm[start:start + self.batch_size]
-                loss = nn.functional.mse_loss(net(xs[batch]).squeeze(1), ys[batch])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-            net.eval()
-            with torch.no_grad():
-                val_loss = nn.functional.mse_loss(net(xs[val]).squeeze(1), ys[val]).item()
+                loss = train_step(net, optimiser, xs[batch], ys[batch])
+            val_loss = validation_loss(net, xs[val], ys[val])
             scheduler.step(val_loss)
             self.history_.append({"epoch": epoch, "train_loss": loss.item(),
                                   "val_loss": val_loss})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .convergence import cheapest_matching
+from .rule_replay import cheapest_matching
 
 # From the strictest criterion to none: (what it is called, the error columns it matches on).
 CRITERIA = (("both references", ("err_p90", "err_common_p90")),

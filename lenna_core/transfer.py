@@ -44,7 +44,7 @@ from .blocks import CellContext
 from .device_identity import check_device, device_identity
 from .file_checks import check_schema_version, read_json, require_keys
 from .lookup_table import LookupTableModel, OpLatencyTable
-from .mlp_model import MLPLatency
+from .mlp_model import MLPLatency, train_step, validation_loss
 
 METHODS = ("none", "scale", "log_affine", "recalibrated_table", "remeasured_table",
            "remeasured_log_affine", "finetune", "scratch")
@@ -181,13 +181,8 @@ def _finetune(source: MLPLatency, X: pd.DataFrame, y: np.ndarray, seed: int,
     with torch.enable_grad():
         for _ in range(epochs):
             net.train()
-            loss = nn.functional.mse_loss(net(xs[train]).squeeze(1), ys[train])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            net.eval()
-            with torch.no_grad():
-                val_loss = nn.functional.mse_loss(net(xs[val]).squeeze(1), ys[val]).item()
+            train_step(net, optimiser, xs[train], ys[train])
+            val_loss = validation_loss(net, xs[val], ys[val])
             if val_loss < best - 1e-7:
                 best, best_state, since = val_loss, copy.deepcopy(net.state_dict()), 0
             elif (since := since + 1) >= patience:

@@ -13,16 +13,18 @@ import torch
 from lenna_core.blocks import CellContext
 from lenna_core.convergence import (
     LennaRule,
-    RecordedStream,
     StandardErrorRule,
-    cheapest_matching,
-    compare_rules,
     control_variate_mean,
     label_block,
+    relative_standard_error,
+)
+from lenna_core.rule_replay import (
+    RecordedStream,
+    cheapest_matching,
+    compare_rules,
     mean_entropy,
     probabilities_with_temperature,
     record_stream,
-    relative_standard_error,
     replay,
     summarise,
 )

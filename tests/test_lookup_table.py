@@ -10,20 +10,18 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks
 
+from lenna_core.additivity import additivity_experiment
 from lenna_core.blocks import CellContext
 from lenna_core.dataset import SamplingSpec, probability_columns, sample_block
 from lenna_core.encoder import contexts_from_frame
 from lenna_core.lookup_table import (
     CONTEXT_KEY,
-    OP_KEY,
     LookupTableModel,
     MissingLatencyError,
     OpLatencyTable,
     _lowest,
-    additivity_experiment,
-    edge_keys,
-    zero_cell,
 )
+from lenna_core.op_timing import OP_KEY, edge_keys, zero_cell
 from lenna_core.search_space import DARTS_SPACE
 
 SPEC = SamplingSpec(channels=(4, 8), layers=(5,), image_sizes=(8,))
@@ -135,7 +133,8 @@ def test_bad_probabilities_and_frames_are_refused():
     model = LookupTableModel(made_up_table(contexts_from_frame(X))).fit(X)
     bad = X.copy()
     bad.loc[2, "p_03_none"] += 0.2
-    with pytest.raises(ValueError, match="row 2: probabilities .* sum to 1"):
+    with pytest.raises(ValueError,
+                       match=r"row 2 \(index 2\): the probabilities of edge 3 .* sum to 1.2"):
         model.predict(bad)
     with pytest.raises(ValueError, match="lacks"):
         model.predict(X.drop(columns=["p_00_none"]))

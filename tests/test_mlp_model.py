@@ -14,14 +14,9 @@ from sklearn.exceptions import NotFittedError
 from lenna_core.blocks import CellContext
 from lenna_core.dataset import SamplingSpec, probability_columns, sample_block
 from lenna_core.encoder import BlockEncoder, contexts_from_frame, op_macs
-from lenna_core.lookup_table import (
-    OP_KEY,
-    LookupTableModel,
-    MissingLatencyError,
-    OpLatencyTable,
-    edge_keys,
-)
+from lenna_core.lookup_table import LookupTableModel, MissingLatencyError, OpLatencyTable
 from lenna_core.mlp_model import MLPLatency
+from lenna_core.op_timing import OP_KEY, edge_keys
 from lenna_core.profiler import machine_fingerprint
 from lenna_core.search_space import DARTS_SPACE, SearchSpace
 

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from lenna_core.blocks import CellContext
-from lenna_core.convergence import record_stream
 from lenna_core.profiler import machine_fingerprint, measure_latency
+from lenna_core.rule_replay import record_stream
 from lenna_core.search_space import DARTS_SPACE
 from lenna_core.timing_perturbation import perturb, perturbation_settings
 
@@ -73,7 +73,7 @@ def test_profiler_timings_are_the_clock_times_the_seeded_factors(monkeypatch):
 
 
 def test_reset_wall_times_are_perturbed_too(monkeypatch):
-    monkeypatch.setattr("lenna_core.convergence.time", _SteppingClock(1.0))  # 1 s per reset
+    monkeypatch.setattr("lenna_core.rule_replay.time", _SteppingClock(1.0))  # 1 s per reset
     monkeypatch.setenv("LENNA_PERTURB_TIMINGS", "1")
     context = CellContext(False, False, 4, 4, 2, 4, 1)
     probs = torch.full((DARTS_SPACE.num_edges, DARTS_SPACE.num_ops), 1 / DARTS_SPACE.num_ops)
