@@ -41,6 +41,7 @@ from .file_checks import (
     with_digest,
 )
 from .lookup_table import LookupTableModel, OpLatencyTable, linear_expectation
+from .mlp_training import network, train_step, validation_loss
 from .profiler import machine_fingerprint
 from .search_space import DARTS_SPACE, SearchSpace
 
@@ -48,32 +49,6 @@ FORMAT_VERSION = 2  # 2 adds the lookup-table prior; version 1 files have none
 READABLE_VERSIONS = (1, 2)
 #: Block properties whose training range is recorded, so a search can warn outside it.
 RANGE_COLUMNS = ("C", "spatial", "batch_size")
-
-
-def train_step(net: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor) -> torch.Tensor:
-    """One optimiser step on the mean squared error of ``net(x)`` against ``y``; the loss."""
-    loss = nn.functional.mse_loss(net(x).squeeze(1), y)
-    optimiser.zero_grad()
-    loss.backward()
-    optimiser.step()
-    return loss
-
-
-def validation_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """The mean squared error of ``net(x)`` against ``y``, in eval mode, without gradients."""
-    net.eval()
-    with torch.no_grad():
-        return nn.functional.mse_loss(net(x).squeeze(1), y).item()
-
-
-def _network(n_in: int, hidden: Sequence[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(n_in, width), nn.ReLU()]
-        n_in = width
-    layers.append(nn.Linear(n_in, 1))
-    return nn.Sequential(*layers)
 
 
 class LatencyModule(nn.Module):
@@ -230,7 +205,7 @@ class MLPLatency(RegressorMixin, BaseEstimator):
         ys = torch.tensor((log_y - self.y_mean_) / self.y_scale_, dtype=torch.float32)
         generator = torch.Generator().manual_seed(self.random_state)
         torch.manual_seed(self.random_state)  # the initial weights
-        net = _network(features.shape[1], self.hidden)
+        net = network(features.shape[1], self.hidden)
         optimiser = torch.optim.AdamW(net.parameters(), lr=self.learning_rate,
                                       weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5,
@@ -373,7 +348,7 @@ class MLPLatency(RegressorMixin, BaseEstimator):
             if values.shape != (n_features,) or not np.isfinite(values).all():
                 raise ValueError(f"{json_path}: {key} must hold {n_features} finite numbers "
                                  f"(one per feature), not shape {values.shape}; {remedy}")
-        net = _network(n_features, model.hidden)
+        net = network(n_features, model.hidden)
         weights = path.with_suffix(".pt")
         if weights.exists() and meta.get("weights_sha256") not in (None, file_sha256(weights)):
             raise ValueError(f"{weights} is not the file {json_path.name} was saved with (its "

@@ -44,7 +44,8 @@ from .blocks import CellContext
 from .device_identity import check_device, device_identity
 from .file_checks import check_schema_version, read_json, require_keys
 from .lookup_table import LookupTableModel, OpLatencyTable
-from .mlp_model import MLPLatency, train_step, validation_loss
+from .mlp_model import MLPLatency
+from .mlp_training import train_step, validation_loss
 
 METHODS = ("none", "scale", "log_affine", "recalibrated_table", "remeasured_table",
            "remeasured_log_affine", "finetune", "scratch")
