@@ -130,6 +130,8 @@ check_int_parameters(eval_C=(eval_C, 1), eval_layers=(eval_layers, 1),
                      eval_epochs=(eval_epochs, 1), latency_passes=(latency_passes, 3),
                      calibration_networks=(calibration_networks, 2), workers=(workers, 1))
 check_device_parameters(search_device=search_device, latency_device=latency_device)
+
+# %%
 points = sw.sweep_points(lambdas, seeds, penalty)
 config = SearchConfig(dataset=dataset, data_root=data_root, C=search_C, layers=search_layers,
                       epochs=search_epochs, batch_size=search_batch_size, mode=search_mode,
@@ -141,6 +143,8 @@ estimators = {
     "flops": FlopsEstimator(target),
 }
 splits = load_dataset(dataset, data_root, seed=config.split_seed)
+
+# %%
 print(f"{len(points)} searches: {len(seeds)} seeds x "
       f"{1 + sum(len([x for x in v if x > 0]) for v in lambdas.values())} settings")
 print(f"task {splits.name}: {len(splits.train)} train / {len(splits.val)} val / "

@@ -55,6 +55,7 @@ from lenna_core.device_identity import (
     identity_differences,
 )
 from lenna_core.label_noise import SCORINGS
+from lenna_core.results_page import anchors_table
 from lenna_core.search_plots import plot_pareto
 
 run = setup_book(0, figures_dir=figures_dir)
@@ -121,30 +122,7 @@ precise = pd.read_csv(precise_metrics_path, index_col="model")
 precise[["rmse_ms", "mape_pct", "within_10_pct", "kendall_tau", "spearman"]].round(3)
 
 # %%
-anchors = pd.DataFrame([
-    ("nn-Meter (MobiSys 2021)", "models on a mobile CPU", "99.0% within ±10%"),
-    ("LitePred (NSDI 2024)", "models, 85 edge platforms", "99.3% within ±10% (mean)"),
-    ("HELP (NeurIPS 2021)", "models, new device, 10 samples", "Spearman 0.93"),
-    ("LA-DNAS (arXiv 2001.06392)", "architectures on a Tesla P100", "relative error < 10%"),
-    ("LENNA (2020), LightGBM", "blocks on an RTX 2060 SUPER", "RMSE ~19.9 ms on ~188 ms blocks"),
-], columns=["predictor", "what is predicted", "reported"])
-for name in [n for n in ("MLP", "MLP on lookup table") if n in ours.index]:
-    row = ours.loc[name]
-    anchors.loc[len(anchors)] = (f"this book, {name}", "expected block latency on this CPU",
-                                 f"{row['within_10_pct']:.1f}% within ±10%, MAPE "
-                                 f"{row['mape_pct']:.2f}%, Kendall tau {row['kendall_tau']:.3f}")
-    estimate = truth.loc[name].iloc[-1]  # the last scoring: error-free labels, estimated
-    anchors.loc[len(anchors)] = (f"this book, {name}, against error-free labels (SIMEX)",
-                                 "expected block latency on this CPU",
-                                 f"{estimate['within_10_pct']:.1f}% within ±10%, MAPE "
-                                 f"{estimate['mape_pct']:.2f}%, Kendall tau "
-                                 f"{estimate['kendall_tau']:.3f} (estimated)")
-    row = precise.loc[name]
-    anchors.loc[len(anchors)] = (f"this book, {name}, against precise labels",
-                                 "expected block latency on this CPU",
-                                 f"{row['within_10_pct']:.1f}% within ±10%, MAPE "
-                                 f"{row['mape_pct']:.2f}%, Kendall tau {row['kendall_tau']:.3f}")
-anchors
+anchors_table(ours, truth, precise)
 
 # %% [markdown]
 # ## Latency-aware search (chapter 5)
