@@ -65,10 +65,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import NullFormatter
-from sklearn.model_selection import train_test_split
 
 from lenna_core import dataset as ds
 from lenna_core.additivity import additivity_experiment
+from lenna_core.baseline_plots import plot_additivity, plot_test_parity
 from lenna_core.book import setup_book
 from lenna_core.encoder import contexts_from_frame
 from lenna_core.linear_model import ElasticNetLatency
@@ -215,26 +215,7 @@ timed = ["measured_ms", "predicted_ms", "measured_cpu_ms", "predicted_cpu_ms", "
 assert (cells[timed] > 0).all().all() and np.isfinite(cells["table_ms"]).all()
 
 # %% tags=["nbval-ignore-output"]
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
-sns.scatterplot(data=cells, x="predicted_ms", y="measured_ms", hue="block", ax=axes[0], s=30)
-lims = [cells[["predicted_ms", "measured_ms"]].min().min() * 0.8,
-        cells[["predicted_ms", "measured_ms"]].max().max() * 1.25]
-axes[0].plot(lims, lims, color="0.3", lw=1)
-axes[0].set(xscale="log", yscale="log", xlim=lims, ylim=lims,
-            xlabel="table: fixed cost + sum of op latencies (ms)",
-            ylabel="measured single-path cell (ms)", title="Additivity: cell vs sum of its ops")
-axes[0].legend(fontsize=8)
-for axis in (axes[0].xaxis, axes[0].yaxis):
-    axis.set_minor_formatter(NullFormatter())
-kinds = {"ratio": "warm, wall clock", "cpu_ratio": "warm, CPU clock",
-         "first_pass_ratio": "first pass, wall clock"}
-long = cells.melt(id_vars="block", value_vars=list(kinds), var_name="timing",
-                  value_name="measured / predicted")
-long["timing"] = long["timing"].map(kinds)
-sns.boxplot(data=long, y="block", x="measured / predicted", hue="timing", ax=axes[1],
-            fliersize=2)
-axes[1].axvline(1.0, color="0.3", lw=1)
-axes[1].set(ylabel="", title="Ratio per block context")
+fig = plot_additivity(cells)
 fig.savefig(figures / "01_additivity.png")
 plt.show()
 
@@ -266,21 +247,17 @@ plt.show()
 # RMSE divided by $\sqrt{2}$. A model well inside that is fitting noise.
 
 # %%
-train, test = train_test_split(ok, test_size=test_size, random_state=seed)
+train, test = ds.held_out_split(data, test_size, seed)
 y_train, y_test = train["latency_ms"].to_numpy(), test["latency_ms"].to_numpy()
-models = {
-    "lookup table (sum)": LookupTableModel(table),
-    "lookup table (calibrated)": LookupTableModel(table, calibrate=True),
-    "ElasticNet": ElasticNetLatency(random_state=seed),
-}
+models = {"lookup table (sum)": LookupTableModel(table),
+          "lookup table (calibrated)": LookupTableModel(table, calibrate=True),
+          "ElasticNet": ElasticNetLatency(random_state=seed)}
 predictions = {name: model.fit(train, y_train).predict(test) for name, model in models.items()}
-repeat = ds.read_dataset(noise_floor_path)
-pairs = ds.paired_labels(data, repeat)
+pairs = ds.paired_labels(data, ds.read_dataset(noise_floor_path))
 rows = {"noise floor (two labellings)": noise_floor(pairs["latency_ms_first"],
                                                      pairs["latency_ms_second"])}
 rows.update({name: latency_metrics(y_test, p) for name, p in predictions.items()})
-results = pd.DataFrame(rows).T
-results["n"] = results["n"].astype(int)
+results = pd.DataFrame(rows).T.astype({"n": int})
 print(f"train {len(train)} blocks, test {len(test)}; noise floor on {len(pairs)} paired blocks")
 print(results.round(2).to_string())
 print(f"a perfect predictor against one labelling: RMSE about "
@@ -306,20 +283,7 @@ for name, p in predictions.items():
 print(errors.groupby(["cell", "alpha_kind"])[list(predictions)].mean().round(1).to_string())
 
 # %% tags=["nbval-ignore-output"]
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), sharex=True, sharey=True,
-                         layout="constrained")
-lims = [min(y_test.min(), *(p.min() for p in predictions.values())) * 0.8,
-        max(y_test.max(), *(p.max() for p in predictions.values())) * 1.25]
-for ax, (name, p) in zip(axes, predictions.items()):
-    m = rows[name]
-    ax.scatter(y_test, p, s=8, alpha=0.5, c=np.where(test["reduction"], "C1", "C0"))
-    ax.plot(lims, lims, color="0.3", lw=1)
-    ax.set(xscale="log", yscale="log", xlim=lims, ylim=lims, xlabel="measured label (ms)",
-           title=f"{name}\nMAPE {m['mape_pct']:.1f}%, {m['within_10_pct']:.0f}% within ±10%")
-axes[0].set_ylabel("predicted (ms)")
-axes[0].legend(handles=[plt.Line2D([], [], ls="", marker="o", color=c, label=lbl)
-                        for c, lbl in (("C0", "normal"), ("C1", "reduction"))])
-fig.suptitle("Test blocks: predicted vs measured expected latency")
+fig = plot_test_parity(y_test, predictions, rows, test["reduction"].to_numpy())
 fig.savefig(figures / "01_parity.png")
 plt.show()
 
