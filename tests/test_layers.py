@@ -89,3 +89,9 @@ def test_the_check_sees_an_upward_import(tmp_path):
 @pytest.mark.parametrize("layer", sorted(LAYERS))
 def test_layers_are_listed_once(layer):
     assert len(set(LAYERS[layer])) == len(LAYERS[layer])
+
+
+def test_the_readme_names_every_module():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    unnamed = sorted(m for m in LAYER_OF if m != "__init__" and f"`{m}`" not in readme)
+    assert not unnamed, f"README.md's table of lenna_core does not name {unnamed}"
