@@ -32,6 +32,7 @@ from lenna_core.dataset import (
     sample_block,
     sample_probabilities,
 )
+from lenna_core.file_checks import DataIntegrityWarning
 from lenna_core.search_space import DARTS_SPACE, SearchSpace
 from lenna_core.single_path import sample_active
 
@@ -235,7 +236,8 @@ def test_schema_version_and_corrupted_rows_are_reported(tmp_path):
     good = path.read_text()
     lines = good.splitlines(keepends=True)
     path.write_text(lines[0] + lines[1][:40] + "\n" + "".join(lines[2:]))
-    with pytest.raises(ValueError, match="line 2.*corrupted"):
+    with pytest.warns(DataIntegrityWarning, match="changed after its last labelling session"), \
+            pytest.raises(ValueError, match="line 2.*corrupted"):
         read_dataset(path)
     path.write_text(good)
     meta_path.write_text(json.dumps(meta | {"schema_version": 99}))
