@@ -73,14 +73,12 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from lenna_core import dataset as ds
-from lenna_core.block_checks import extrapolation_expected
 from lenna_core.book import setup_book
 from lenna_core.label_noise import (
     plot_extrapolation,
     plot_parity_panels,
     score_models_on_pairs,
     score_on_relabelled,
-    simex_interval,
 )
 from lenna_core.linear_model import ElasticNetLatency
 from lenna_core.lookup_table import LookupTableModel, OpLatencyTable
@@ -91,6 +89,11 @@ from lenna_core.metrics import (
     perfect_predictor_ceiling,
 )
 from lenna_core.mlp_model import MLPLatency
+from lenna_core.modelling_report import (
+    learning_curve,
+    modelling_findings,
+    plot_learning_curve,
+)
 
 run = setup_book(seed, figures_dir=figures_dir)
 figures = Path(figures_dir)
@@ -196,27 +199,13 @@ plt.show()
 # probabilities carried no signal, as in LENNA's original data, the two would be equally good.
 
 # %% tags=["nbval-ignore-output"]
-curve = []
-for size in [s for s in learning_curve_sizes if s <= len(train)]:
-    subset = train.sample(n=size, random_state=seed)
-    for name, prior in (("MLP", None), ("MLP on lookup table", table_ms)):
-        model = MLPLatency(hidden=tuple(hidden), max_epochs=max_epochs, random_state=seed,
-                           prior=prior).fit(subset, subset["latency_ms"])
-        with extrapolation_expected():  # a small subset spans less than the test blocks
-            curve.append({"model": name, "rows": size,
-                          **latency_metrics(test["latency_ms"], model.predict(test))})
-curve = pd.DataFrame(curve)
+curve = learning_curve(train, test, learning_curve_sizes, hidden=tuple(hidden),
+                       max_epochs=max_epochs, seed=seed, table=table_ms)
 uniform = {c: 1.0 / 8 for c in ds.probability_columns()}
 blind = MLPLatency(hidden=tuple(hidden), max_epochs=max_epochs, random_state=seed)
 blind.fit(train.assign(**uniform), train["latency_ms"])
 ablation = latency_metrics(test["latency_ms"], blind.predict(test.assign(**uniform)))
-fig, ax = plt.subplots(figsize=(6, 3.8))
-for name, points in curve.groupby("model"):
-    ax.plot(points["rows"], points["mape_pct"], marker="o", label=name)
-ax.axhline(floor["mape_pct"], color="0.4", ls="--", label="noise floor")
-ax.axhline(ablation["mape_pct"], color="C3", ls=":", label="MLP without probabilities")
-ax.set(xscale="log", xlabel="training blocks", ylabel="test MAPE (%)", title="Learning curve")
-ax.legend()
+fig = plot_learning_curve(curve, floor, ablation)
 fig.savefig(figures / "04_learning_curve.png")
 plt.show()
 curve.round(3)
@@ -298,41 +287,10 @@ print("saved:", sorted(p.name for p in Path(model_path).parent.glob(Path(model_p
       Path(metrics_path).name, Path(truth_metrics_path).name, Path(precise_metrics_path).name)
 
 # %% tags=["nbval-ignore-output"]
-m = table.loc["MLP"]
-print(f"MLP on {int(m['n'])} held-out blocks: MAPE {m['mape_pct']:.1f}% (noise floor "
-      f"{floor['mape_pct']:.1f}% between two labellings, ratio "
-      f"{m['mape_pct'] / floor['mape_pct']:.2f}), {m['within_10_pct']:.1f}% within ±10%, "
-      f"Kendall tau {m['kendall_tau']:.3f}, RMSE {m['rmse_ms']:.3f} ms. Without the "
-      f"probabilities: MAPE {ablation['mape_pct']:.1f}%.")
-print(f"A perfect predictor against these labels: MAPE {ceiling['mape_pct']:.1f}%, "
-      f"{ceiling['within_10_pct']:.1f}% within ±10%, Kendall tau {ceiling['kendall_tau']:.3f}.")
-for name in [n for n in predictions if n != "MLP"]:
-    print(f"{name}: MAPE {table.loc[name, 'mape_pct']:.1f}%, "
-          f"{table.loc[name, 'within_10_pct']:.1f}% within ±10%, Kendall tau "
-          f"{table.loc[name, 'kendall_tau']:.3f}, RMSE {table.loc[name, 'rmse_ms']:.3f} ms")
 saved_name = "MLP on lookup table" if save_with_prior else "MLP"
-saved_scores = truth[saved_name]
-band = simex_interval(saved_scores.predicted, saved_scores.first, saved_scores.second,
-                      seed=seed)
-for scoring, row in saved_scores.table.iterrows():
-    print(f"{saved_name}, {int(row['n'])} twice-labelled blocks out of fold, against "
-          f"{scoring}: Kendall tau {row['kendall_tau']:.3f}, {row['within_10_pct']:.1f}% "
-          f"within ±10%, MAPE {row['mape_pct']:.2f}%")
-print("  5-95% bootstrap band of the estimate: Kendall tau "
-      f"{band['kendall_tau'].iloc[0]:.3f}-{band['kendall_tau'].iloc[1]:.3f}, within ±10% "
-      f"{band['within_10_pct'].iloc[0]:.1f}-{band['within_10_pct'].iloc[1]:.1f}%, MAPE "
-      f"{band['mape_pct'].iloc[0]:.2f}-{band['mape_pct'].iloc[1]:.2f}%")
-for name in ("MLP", "MLP on lookup table", "lookup table, calibrated"):
-    row = precise_table.loc[name]
-    print(f"{name} against precise labels of the {int(row['n'])} held-out blocks: "
-          f"{row['within_10_pct']:.1f}% within ±10%, Kendall tau {row['kendall_tau']:.3f}, "
-          f"MAPE {row['mape_pct']:.2f}%, RMSE {row['rmse_ms']:.3f} ms")
-print(f"  two precise labellings agree to MAPE {precise_table.loc['noise floor', 'mape_pct']:.2f}%;"
-      " a perfect predictor would reach Kendall tau "
-      f"{precise_table.loc['perfect predictor (expected)', 'kendall_tau']:.3f}")
-if len(extra_table):
-    print("on the blocks shaped like derived cells, MAPE:",
-          ", ".join(f"{name} {row['mape_pct']:.1f}%" for name, row in extra_table.iterrows()))
+print("\n".join(modelling_findings(table, list(predictions), floor, ablation, ceiling,
+                                   saved_name, truth[saved_name], precise_table, extra_table,
+                                   seed)))
 
 # %% [markdown]
 # ## What we found
