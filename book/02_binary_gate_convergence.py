@@ -83,6 +83,7 @@ from IPython.display import Markdown, display
 from lenna_core.blocks import CellContext
 from lenna_core.book import setup_book
 from lenna_core.convergence import LennaRule, StandardErrorRule, label_block
+from lenna_core.convergence_plots import plot_lenna_rule, plot_passes_vs_error
 from lenna_core.profiler import machine_fingerprint
 from lenna_core.rule_choice import CRITERIA, UNMATCHED, choose_rule
 from lenna_core.rule_replay import (
@@ -91,7 +92,9 @@ from lenna_core.rule_replay import (
     mean_entropy,
     probabilities_with_temperature,
     record_stream,
+    stream_overview,
     summarise,
+    timings_per_reset,
 )
 from lenna_core.search_space import DARTS_SPACE
 
@@ -135,26 +138,9 @@ lenna = LennaRule()
 demo = label_block(contexts["normal"], alphas["normal", temperatures[0]], lenna,
                    generator=generator, device=device, threads=threads)
 values = np.array(demo.values_ms)
-average = lenna.cumulative_average(values)
 changes = lenna.relative_changes(values)
-resets = np.arange(1, demo.resets + 1)
-
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
-axes[0].plot(resets, values, ".", color="C0")
-axes[0].axhline(demo.label_ms, color="C3", lw=1, label=f"label {demo.label_ms:.2f} ms")
-axes[0].set(title="(a) value of each reset", xlabel="reset", ylabel="40% quantile of 10 timings (ms)")
-axes[0].legend()
-axes[1].plot(resets, average, color="C0")
-axes[1].set(title="(b) cumulative average", xlabel="reset", ylabel="average (ms)")
-axes[2].semilogy(resets[1:], 100 * changes, ".-", color="C0", lw=0.8)
-axes[2].axhline(100 * lenna.tolerance, color="C3", lw=1, label="1% tolerance")
-axes[2].axvspan(demo.resets - lenna.patience + 0.5, demo.resets + 0.5, color="C2", alpha=0.2,
-                label=f"last {lenna.patience} changes")
-axes[2].set(title="(c) relative change of the average", xlabel="reset",
-            ylabel="relative change (%)")
-axes[2].legend()
-fig.suptitle(f"LENNA's rule, normal block, T={temperatures[0]}: stopped at reset "
-             f"{demo.resets} ({demo.forward_passes} forward passes)")
+fig = plot_lenna_rule(demo, lenna, f"LENNA's rule, normal block, T={temperatures[0]}: stopped "
+                      f"at reset {demo.resets} ({demo.forward_passes} forward passes)")
 fig.savefig(figures / "02_lenna_rule.png")
 plt.show()
 print(f"stopped by the rule (not its cap of {lenna.max_resets} resets): {demo.converged}")
@@ -188,15 +174,8 @@ for (kind, T), probs in alphas.items():
         contexts[kind], probs, reference_resets, recorded_timings, generator=generator,
         warmup=0, device=device, threads=threads,
         tags={"temperature": T, "entropy": round(mean_entropy(probs), 3)}))
-medians = [np.median(s.warm_timings_ms, axis=1) for s in streams]
-overview = pd.DataFrame([{
-    "block_type": s.block_type, "temperature": s.tags["temperature"],
-    "entropy": s.tags["entropy"], "distinct cells": s.distinct_cells(),
-    "reference (ms)": s.reference_ms(), "between resets (CV)": s.gate_spread(),
-    "within a reset (CV)": s.timing_noise(),
-    "lag-1 autocorrelation": np.corrcoef(m[:-1], m[1:])[0, 1],
-    "first pass / median": np.median(s.timings_ms[:, 0] / m),
-    "ms per reset": 1e3 * np.median(s.seconds)} for s, m in zip(streams, medians)])
+medians = [np.median(s.warm_timings_ms, axis=1) for s in streams]  # per reset, drawn below
+overview = stream_overview(streams)
 print("load average (1, 5, 15 min):", [round(x, 2) for x in os.getloadavg()])
 overview
 
@@ -234,22 +213,7 @@ plt.show()
 # little more).
 
 # %% tags=["nbval-ignore-output"]
-pass_ms = np.array([np.median(s.warm_timings_ms) for s in streams])
-reset_ms = np.array([np.median(s.seconds) * 1e3 for s in streams])
-build = np.maximum(reset_ms / pass_ms - recorded_timings, 0.0)
-k_star = pd.DataFrame({
-    "block_type": [s.block_type for s in streams],
-    "temperature": [s.tags["temperature"] for s in streams],
-    "within (CV)": [np.sqrt(s.variance_components()[0]) for s in streams],
-    "between (CV)": [np.sqrt(s.variance_components()[1]) for s in streams],
-    "build (passes)": build,
-    "k* (warm-up only)": [s.optimal_timings_per_reset(1.0) for s in streams],
-    "k* (warm-up + build)": [s.optimal_timings_per_reset(1.0 + b)
-                             for s, b in zip(streams, build)]})
-within_var, between_var = np.array([s.variance_components() for s in streams]).T
-for k, w in se_settings:
-    k_star[f"bound {k}+{w}"] = ((1 + 10) / (w + k) * (between_var + within_var / 10)
-                                / (between_var + within_var / k))
+k_star = timings_per_reset(streams, recorded_timings, se_settings)
 k_star
 
 # %%
@@ -354,20 +318,8 @@ print("candidates per setting:", {f"{k}+{w}, >={n}": len(v) for (k, w, n), v in 
 print("settings x criteria looked up:", len(matched), "=", len(settings), "x 2")
 
 # %% tags=["nbval-ignore-output"]
-fig, ax = plt.subplots(figsize=(8, 5))
-for (k, w, n), names in settings.items():
-    curve = pooled.set_index("rule").loc[names].sort_values("passes_mean")
-    ax.plot(curve.passes_mean, 100 * curve.err_p90, "o-" if n == min(se_min_resets) else "s--",
-            ms=3, color=f"C{se_settings.index([k, w])}",
-            label=f"SE rule, median of {k} (+{w} warm-up, >= {n} resets)")
-for name, marker in (("LENNA (paper: x10)", "*"), ("LENNA (code: x15)", "P")):
-    row = pooled.set_index("rule").loc[name]
-    ax.plot(row.passes_mean, 100 * row.err_p90, marker, ms=14, color="k", label=name)
-ax.axhline(100 * lenna_row.err_p90, color="k", lw=0.8, ls=":")
-ax.set(xscale="log", xlabel="forward passes per label (mean over blocks)",
-       ylabel="label error vs own reference, 90th pct (%)",
-       title=f"Passes vs error, all {len(streams)} blocks pooled ({resample} replays)")
-ax.legend(fontsize=8)
+fig = plot_passes_vs_error(pooled, settings, se_settings, min(se_min_resets), lenna_row.err_p90,
+                           f"Passes vs error, all {len(streams)} blocks pooled ({resample} replays)")
 fig.savefig(figures / "02_passes_vs_error.png")
 plt.show()
 

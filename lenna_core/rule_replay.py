@@ -329,3 +329,42 @@ def mean_entropy(probs: torch.Tensor) -> float:
     p = probs.detach().double().clamp_min(0)
     h = -(torch.where(p > 0, p * p.log(), torch.zeros_like(p))).sum(dim=1)
     return float(h.mean() / math.log(probs.size(1)))
+
+
+def stream_overview(streams: Sequence[RecordedStream]) -> pd.DataFrame:
+    """One row per recorded stream: its block and alphas, distinct cells drawn, reference
+    label (ms), spread between resets and within a reset (CV), lag-1 autocorrelation of the
+    resets' medians, first pass over median, and wall time per reset (ms)."""
+    medians = [np.median(s.warm_timings_ms, axis=1) for s in streams]
+    return pd.DataFrame([{
+        "block_type": s.block_type, "temperature": s.tags["temperature"],
+        "entropy": s.tags["entropy"], "distinct cells": s.distinct_cells(),
+        "reference (ms)": s.reference_ms(), "between resets (CV)": s.gate_spread(),
+        "within a reset (CV)": s.timing_noise(),
+        "lag-1 autocorrelation": np.corrcoef(m[:-1], m[1:])[0, 1],
+        "first pass / median": np.median(s.timings_ms[:, 0] / m),
+        "ms per reset": 1e3 * np.median(s.seconds)} for s, m in zip(streams, medians)])
+
+
+def timings_per_reset(streams: Sequence[RecordedStream], recorded_timings: int,
+                      settings: Sequence[Sequence[int]]) -> pd.DataFrame:
+    """Per stream: the variance components, the cost of building a cell (in passes), the
+    best number of timings per reset k* with and without that cost, and for each ``(k,
+    warm-up)`` setting the largest saving over LENNA's 10 + 1 a rule could reach."""
+    pass_ms = np.array([np.median(s.warm_timings_ms) for s in streams])
+    reset_ms = np.array([np.median(s.seconds) * 1e3 for s in streams])
+    build = np.maximum(reset_ms / pass_ms - recorded_timings, 0.0)
+    table = pd.DataFrame({
+        "block_type": [s.block_type for s in streams],
+        "temperature": [s.tags["temperature"] for s in streams],
+        "within (CV)": [np.sqrt(s.variance_components()[0]) for s in streams],
+        "between (CV)": [np.sqrt(s.variance_components()[1]) for s in streams],
+        "build (passes)": build,
+        "k* (warm-up only)": [s.optimal_timings_per_reset(1.0) for s in streams],
+        "k* (warm-up + build)": [s.optimal_timings_per_reset(1.0 + b)
+                                 for s, b in zip(streams, build)]})
+    within_var, between_var = np.array([s.variance_components() for s in streams]).T
+    for k, w in settings:
+        table[f"bound {k}+{w}"] = ((1 + 10) / (w + k) * (between_var + within_var / 10)
+                                   / (between_var + within_var / k))
+    return table

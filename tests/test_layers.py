@@ -25,8 +25,8 @@ LAYERS = {
         "additivity", "linear_model", "mlp_training", "mlp_model", "metrics", "label_noise",
         "transfer", "device_folder"),
     2: ("penalty", "estimators", "search_step", "search", "evaluation", "sweep"),
-    3: ("plotting", "baseline_plots", "search_plots", "book", "transfer_report", "results_page",
-        "modelling_report"),
+    3: ("plotting", "baseline_plots", "convergence_plots", "search_plots", "book",
+        "transfer_report", "results_page", "modelling_report"),
     COMMAND_LINE: ("cli", "generate_dataset", "device_transfer"),
 }
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
