@@ -62,7 +62,4 @@ def check_device_parameters(**devices: str) -> None:
     """Refuse, naming the chapter parameter, a device torch does not know or this machine
     lacks: ``check_device_parameters(search_device=search_device)``."""
     for name, value in devices.items():
-        try:
-            resolve_device(value)
-        except ValueError as err:
-            raise ValueError(f"{name}={value!r}: {str(err).split(': ', 1)[-1]}") from None
+        resolve_device(value, name)

@@ -10,6 +10,7 @@ error names the file, the line and, where there is one, the column.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -62,12 +63,12 @@ def record_rows_file(path: Path, meta: dict) -> None:
     meta["rows_file"] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
-def _check_rows_file(path: Path, meta: dict) -> None:
+def _check_rows_file(path: Path, meta: dict, data: bytes) -> None:
     recorded = meta.get("rows_file")
     if not recorded:  # written before checksums were recorded
         return
-    if path.stat().st_size < recorded["bytes"] or \
-            file_sha256(path, recorded["bytes"]) != recorded["sha256"]:
+    if len(data) < recorded["bytes"] or \
+            hashlib.sha256(data[:recorded["bytes"]]).hexdigest() != recorded["sha256"]:
         warnings.warn(f"{path} changed after its last labelling session ended: rows were "
                       "edited or deleted, not only appended. If nobody edited it on purpose, "
                       "restore it from version control or a backup.", DataIntegrityWarning,
@@ -106,10 +107,11 @@ def read_dataset(path: str | os.PathLike, space: SearchSpace | None = None) -> p
         raise ValueError(f"{path} has no metadata file {meta_path.name}; it was not written by "
                          "lenna_core.dataset (or the metadata was lost)")
     meta = read_metadata(path)
-    _check_rows_file(path, meta)
+    data = path.read_bytes()  # read once: checked against the recorded checksum, then parsed
+    _check_rows_file(path, meta, data)
     space = space or SearchSpace(**meta["settings"]["space"])
     columns = dataset_columns(space)
-    text = _read_text(path)
+    text = _decode(path, data)
     if text and not text.endswith("\n"):
         # A write in progress or an interrupted one: that row is not complete yet.
         warnings.warn(f"{path}: ignoring a partial last line (a run is writing or was killed)",
@@ -141,8 +143,7 @@ def read_dataset(path: str | os.PathLike, space: SearchSpace | None = None) -> p
     return frame
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+def _decode(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

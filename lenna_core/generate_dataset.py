@@ -59,9 +59,9 @@ def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace)
     """Refuse bad --device, --threads, --core and --scale-from values before anything runs,
     naming the option (``parser.error`` exits with status 2)."""
     try:
-        resolve_device(args.device)
+        resolve_device(args.device, "--device")
     except ValueError as err:
-        parser.error(f"--device={args.device!r}: {str(err).split(': ', 1)[-1]}")
+        parser.error(str(err))
     if args.threads < 1:
         parser.error(f"--threads={args.threads}: must be a positive integer")
     if args.core is not None:

@@ -24,21 +24,22 @@ from .operations import make_op
 from .timing_perturbation import perturb, perturbation_settings
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Parse ``device`` and check it exists here; raise a ValueError that says what to use."""
+def resolve_device(device: str | torch.device, name: str = "device") -> torch.device:
+    """Parse ``device`` and check it exists here; raise a ValueError that says what to use,
+    naming the argument as the caller's user typed it (``name``: '--device', a parameter)."""
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a device torch knows; use 'cpu' or "
+        raise ValueError(f"{name}={device!r} is not a device torch knows; use 'cpu' or "
                          "'cuda' / 'cuda:N'") from err
     if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r}: the profiler supports 'cpu' and 'cuda' only")
+        raise ValueError(f"{name}={device!r}: the profiler supports 'cpu' and 'cuda' only")
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r}: no CUDA device is available on this machine; "
+            raise ValueError(f"{name}={device!r}: no CUDA device is available on this machine; "
                              "use device='cpu'")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA "
+            raise ValueError(f"{name}={device!r}: only {torch.cuda.device_count()} CUDA "
                              "device(s) exist")
     return resolved
 

@@ -230,11 +230,7 @@ class LatencyAwareSearch:
             return self.load_result()
         # Everything that can fail on a bad setting fails before the folder is written to: a
         # corrected run must not be refused as "another configuration".
-        try:
-            device = resolve_device(cfg.device)
-        except ValueError as err:
-            raise ValueError(f"SearchConfig.device={cfg.device!r}: "
-                             f"{str(err).split(': ', 1)[-1]}") from None
+        device = resolve_device(cfg.device, "SearchConfig.device")
         if splits is None:
             splits = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.split_seed)
         self.out_dir.mkdir(parents=True, exist_ok=True)
