@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
-from lenna_core.blocks import network_cell_contexts
-from lenna_core.mlp_model import MLPLatency
+from lenna_core.latency.blocks import network_cell_contexts
+from lenna_core.latency.mlp_model import MLPLatency
 
 
 def main() -> None:

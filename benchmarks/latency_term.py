@@ -19,18 +19,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lenna_core.estimators import (
+from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.search.estimators import (
     FlopsEstimator,
     LookupTableEstimator,
     MLPEstimator,
     TargetConfig,
 )
-from lenna_core.lookup_table import OpLatencyTable
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.penalty import LinearPenalty
-from lenna_core.search import LatencyObjective
-from lenna_core.search_step import arch_step, weight_step
-from lenna_core.supernet import SearchNetwork
+from lenna_core.search.loop import LatencyObjective
+from lenna_core.search.penalty import LinearPenalty
+from lenna_core.search.step import arch_step, weight_step
+from lenna_core.space.supernet import SearchNetwork
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

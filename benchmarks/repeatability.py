@@ -36,9 +36,9 @@ def build_cells(args: argparse.Namespace) -> dict:
     """The cells both processes time: ops drawn from uniform probabilities with ``--seed``."""
     import torch
 
-    from lenna_core.blocks import CellContext
-    from lenna_core.search_space import DARTS_SPACE
-    from lenna_core.single_path import sample_active
+    from lenna_core.latency.blocks import CellContext
+    from lenna_core.space.search_space import DARTS_SPACE
+    from lenna_core.space.single_path import sample_active
 
     cells = {}
     for kind in args.cells.split(","):
@@ -60,7 +60,9 @@ def worker(args: argparse.Namespace) -> None:
     (answered as a JSON list of milliseconds)."""
     import torch
 
-    from lenna_core.timing_perturbation import perturb  # the test mode, when it is switched on
+    from lenna_core.latency.timing_perturbation import (
+        perturb,  # the test mode, when it is switched on
+    )
 
     os.sched_setaffinity(0, {args.core})
     torch.set_num_threads(args.threads)

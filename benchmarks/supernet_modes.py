@@ -42,7 +42,7 @@ VARIANTS = {"softmax": ("softmax", "full"), "binary-full": ("binary", "full"),
 def measure(variant: str, args: argparse.Namespace) -> dict:
     """Run warm-up and timed steps of one mode in this process; return its figures."""
     from lenna_core import SearchNetwork
-    from lenna_core.search_step import arch_step, weight_step
+    from lenna_core.search.step import arch_step, weight_step
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)

@@ -2,7 +2,7 @@
 
 For every device folder under ``data/devices/`` (see its ``manifest.json``): k blocks are drawn
 from the device's calibration pool (``pool.csv``, standard labels), the reference model
-``data/mlp_latency`` is adapted with each method of ``lenna_core.transfer`` (and with the
+``data/mlp_latency`` is adapted with each method of ``lenna_core.latency.transfer`` (and with the
 method cross-validation picks, ``adapt``), and the result is scored against the device's
 evaluation blocks (blocks the reference model never trained on), labelled twice with the
 precise labeller (``precise.csv``, ``precise_repeat.csv``; scored against their geometric
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from lenna_core.device_folder import read_device_folder
-from lenna_core.label_noise import mean_of_two
-from lenna_core.lookup_table import OpLatencyTable
-from lenna_core.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.transfer import METHODS, adapt, available_methods, fit_method
+from lenna_core.latency.device_folder import read_device_folder
+from lenna_core.latency.label_noise import mean_of_two
+from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.metrics import latency_metrics, noise_floor, perfect_predictor_ceiling
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.latency.transfer import METHODS, adapt, available_methods, fit_method
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORES = ["within_10_pct", "mape_pct", "kendall_tau"]

@@ -40,8 +40,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import lenna_core as lc
-from lenna_core.book import setup_book
-from lenna_core.plotting import draw_cell
+from lenna_core.book.chapter import setup_book
+from lenna_core.book.plotting import draw_cell
 
 run = setup_book(seed, figures_dir=figures_dir)
 print(f"seed={run['seed']} torch threads={run['torch_threads']}")

@@ -25,7 +25,7 @@
 # | parameter | meaning | unit / range |
 # |---|---|---|
 # | `seed` | seed of every random draw (sampled cells, train/test split, CV folds) | integer >= 0 |
-# | `dataset_path` | the labelled dataset, relative to `book/` | CSV written by `lenna_core.generate_dataset` |
+# | `dataset_path` | the labelled dataset, relative to `book/` | CSV written by `lenna_core.cli.label` |
 # | `noise_floor_path` | an independent re-labelling of some of its rows | CSV, same blocks |
 # | `table_path` | the op latency table that later chapters read | CSV written by `OpLatencyTable.to_csv` |
 # | `remeasure_table` | measure the table again on this machine and overwrite `table_path` | bool (default: load it) |
@@ -66,16 +66,16 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import NullFormatter
 
-from lenna_core import dataset as ds
-from lenna_core.additivity import additivity_experiment
-from lenna_core.baseline_plots import plot_additivity, plot_test_parity
-from lenna_core.book import setup_book
-from lenna_core.encoder import contexts_from_frame
-from lenna_core.linear_model import ElasticNetLatency
-from lenna_core.lookup_table import LookupTableModel, OpLatencyTable
-from lenna_core.metrics import latency_metrics, noise_floor
-from lenna_core.op_timing import primitive_sweep
-from lenna_core.search_space import DARTS_SPACE
+from lenna_core.book.baseline_plots import plot_additivity, plot_test_parity
+from lenna_core.book.chapter import setup_book
+from lenna_core.latency import dataset as ds
+from lenna_core.latency.additivity import additivity_experiment
+from lenna_core.latency.encoder import contexts_from_frame
+from lenna_core.latency.linear_model import ElasticNetLatency
+from lenna_core.latency.lookup_table import LookupTableModel, OpLatencyTable
+from lenna_core.latency.metrics import latency_metrics, noise_floor
+from lenna_core.latency.op_timing import primitive_sweep
+from lenna_core.space.search_space import DARTS_SPACE
 
 run = setup_book(seed, figures_dir=figures_dir)
 figures = Path(figures_dir)

@@ -65,7 +65,6 @@ repeatability_chunk = 5
 figures_dir = "../figures"
 
 # %%
-import itertools
 import json
 import os
 import subprocess
@@ -80,23 +79,29 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from lenna_core.blocks import CellContext
-from lenna_core.book import setup_book
-from lenna_core.convergence import LennaRule, StandardErrorRule, label_block
-from lenna_core.convergence_plots import plot_lenna_rule, plot_passes_vs_error
-from lenna_core.profiler import machine_fingerprint
-from lenna_core.rule_choice import CRITERIA, UNMATCHED, choose_rule
-from lenna_core.rule_replay import (
-    cheapest_matching,
+from lenna_core.book.chapter import setup_book
+from lenna_core.book.convergence_plots import plot_lenna_rule, plot_passes_vs_error
+from lenna_core.book.convergence_report import convergence_findings, rule_verdict
+from lenna_core.latency.blocks import CellContext
+from lenna_core.latency.convergence import LennaRule, StandardErrorRule, label_block
+from lenna_core.latency.profiler import machine_fingerprint
+from lenna_core.latency.rule_choice import (
+    CRITERIA,
+    UNMATCHED,
+    matched_settings,
+    standard_error_sweep,
+)
+from lenna_core.latency.rule_replay import (
     compare_rules,
+    live_labels,
     mean_entropy,
     probabilities_with_temperature,
     record_stream,
     stream_overview,
-    summarise,
+    summarise_replays,
     timings_per_reset,
 )
-from lenna_core.search_space import DARTS_SPACE
+from lenna_core.space.search_space import DARTS_SPACE
 
 run = setup_book(seed, threads=threads, figures_dir=figures_dir)
 figures = Path(figures_dir)
@@ -278,36 +283,17 @@ plt.show()
 
 # %% tags=["nbval-ignore-output"]
 reference_rule = "LENNA (paper: x10)"
-sweep = {name: rule for name, rule in default_rules.items() if name.startswith("LENNA")}
-settings = {}
-for (k, w), n in itertools.product(se_settings, se_min_resets):
-    settings[k, w, n] = []
-    for target in np.geomspace(*se_target_range, se_target_count):
-        rule = StandardErrorRule(float(target), timings_per_reset=k, warmup_per_reset=w,
-                                 min_resets=n)
-        sweep[rule.name] = rule
-        settings[k, w, n].append(rule.name)
+sweep, settings = standard_error_sweep(
+    {name: rule for name, rule in default_rules.items() if name.startswith("LENNA")},
+    se_settings, se_min_resets, se_target_range, se_target_count)
 start = time.perf_counter()
 raw = compare_rules(streams, sweep, replicates, seed, resample=resample, per_replicate=True)
-pooled = summarise(raw, by=["rule"])
+pooled = summarise_replays(raw, by=["rule"])
 print(f"{len(sweep)} rules replayed in {time.perf_counter() - start:.1f} s")
 lenna_row = pooled.set_index("rule").loc[reference_rule]
 print(f"LENNA (paper): {lenna_row.passes_mean:.0f} passes per label, err_p90 "
       f"{lenna_row.err_p90:.2%}, err_common_p90 {lenna_row.err_common_p90:.2%}")
-rows, matched = [], {}
-for criterion, columns in (("own", ["err_p90"]), ("own + common", ["err_p90", "err_common_p90"])):
-    for (k, w, n), names in settings.items():
-        m = cheapest_matching(pooled, reference_rule, names, error_columns=columns)
-        matched[criterion, k, w, n] = m
-        rows.append({"matched on": criterion, "timings": k, "warm-up": w, "min resets": n,
-                     "target": None if m is None else sweep[m.name].target_rel_error,
-                     "passes per label": None if m is None else m.passes_mean,
-                     "resets": None if m is None else m.resets_mean,
-                     "err_p90": None if m is None else m.err_p90,
-                     "err_common_p90": None if m is None else m.err_common_p90,
-                     "LENNA / these passes": None if m is None
-                     else lenna_row.passes_mean / m.passes_mean})
-choices = pd.DataFrame(rows)
+choices, matched = matched_settings(pooled, reference_rule, settings, sweep)
 print("some setting matches LENNA's error on both references:",
       any(m is not None for (c, *_), m in matched.items() if c == "own + common"))
 choices
@@ -332,35 +318,15 @@ plt.show()
 
 # %% tags=["nbval-ignore-output"]
 candidates = [name for names in settings.values() for name in names]
-choice = choose_rule(pooled, reference_rule, candidates)
-own = choose_rule(pooled, reference_rule, candidates, criteria=CRITERIA[1:])
-best, best_own, best_rule = choice.row, own.row, sweep[choice.name]
-ratio, ratio_own = choice.saving, own.saving
-print(f"rule to use: {best.name}, matched on {choice.matched_on}")
-print(f"  passes per label {best.passes_mean:.0f} (LENNA {lenna_row.passes_mean:.0f}): "
-      f"LENNA / chosen = {ratio:.1f}x")
-print(f"  err_p90 {best.err_p90:.2%} (LENNA {lenna_row.err_p90:.2%}); err_common_p90 "
-      f"{best.err_common_p90:.2%} (LENNA {lenna_row.err_common_p90:.2%})")
-print(f"cheapest on its own reference ({own.matched_on}): {best_own.name}, "
-      f"{best_own.passes_mean:.0f} passes, LENNA / it = {ratio_own:.1f}x, "
-      f"err_common_p90 {best_own.err_common_p90:.2%}")
-by_type = summarise(raw[raw.rule.isin([reference_rule, best.name])], by=["block_type", "rule"])
-print(by_type[["block_type", "rule", "passes_mean", "resets_mean", "err_p90",
-               "err_common_p90"]].to_string(index=False))
-contiguous = summarise(compare_rules(streams, {reference_rule: lenna, best.name: best_rule},
-                                     replicates, seed, resample="contiguous",
-                                     per_replicate=True), by=["rule"]).set_index("rule")
-ratio_contiguous = (contiguous.loc[reference_rule, "passes_mean"]
-                    / contiguous.loc[best.name, "passes_mean"])
-print("in recorded order:")
-print(contiguous[["passes_mean", "err_p90", "err_common_p90", "stopped_by_rule"]].to_string())
-print(f"LENNA / chosen in recorded order = {ratio_contiguous:.1f}x")
+verdict = rule_verdict(pooled, raw, streams, sweep, candidates, reference_rule, replicates, seed)
+choice, best, best_rule = verdict.choice, verdict.choice.row, sweep[verdict.choice.name]
+print(verdict.report)
 print("chosen error no worse than LENNA's on both references:",
       bool(best.err_p90 <= lenna_row.err_p90 and best.err_common_p90 <= lenna_row.err_common_p90))
 print("3x fewer passes at matched error (both references):",
-      choice.matched_both and bool(ratio >= 3))
+      choice.matched_both and bool(choice.saving >= 3))
 print("3x fewer passes at matched error (own reference):",
-      own.matched_on != UNMATCHED and bool(ratio_own >= 3))
+      verdict.own.matched_on != UNMATCHED and bool(verdict.own.saving >= 3))
 
 # %%
 # Invariants only: which rule wins, and whether it matches LENNA, depends on the timings.
@@ -381,18 +347,8 @@ print("a rule matched on both references is no worse than LENNA's on both:",
 # compare.
 
 # %% tags=["nbval-ignore-output"]
-live = []
-for stream, (key, probs) in zip(streams, alphas.items()):
-    for name, rule in ((reference_rule, lenna), ("chosen", best_rule)):
-        result = label_block(contexts[key[0]], probs, rule, generator=generator,
-                             device=device, threads=threads)
-        reference = stream.reference_ms(rule)
-        live.append({"block_type": key[0], "temperature": key[1], "rule": name,
-                     "resets": result.resets, "forward passes": result.forward_passes,
-                     "seconds": result.seconds, "label (ms)": result.label_ms,
-                     "reference (ms)": reference,
-                     "error": abs(result.label_ms - reference) / reference})
-live = pd.DataFrame(live)
+live = live_labels(streams, alphas, contexts, {reference_rule: lenna, "chosen": best_rule},
+                   generator=generator, device=device, threads=threads)
 totals = live.groupby("rule", sort=False)[["forward passes", "seconds"]].sum()
 totals["median error"] = live.groupby("rule", sort=False)["error"].median()
 print(totals.to_string())
@@ -446,59 +402,14 @@ print(f"chapter ran in {time.perf_counter() - chapter_start:.0f} s; load average
 # them as what the cells measure here, not as constants.
 
 # %% tags=["nbval-ignore-output"]
-def span(values, fmt="{:.2f}"):
-    return f"{fmt.format(min(values))}-{fmt.format(max(values))}"
-
-
-onehot = overview[overview.temperature == 0]
-lenna_blocks = per_block[per_block.rule == reference_rule]
-code_row = pooled.set_index("rule").loc["LENNA (code: x15)"]
-differences = {(r["protocol"], r["cell"]): r["relative_difference"]
-               for r in repeatability["results"]}
-bounds_1 = k_star[f"bound {se_settings[0][0]}+{se_settings[0][1]}"]
-findings = [
-    f"**Between resets, the machine varies as much as the gates do.** At C={C}, "
-    f"{spatial}x{spatial} inputs, batch {batch_size}, a reset's median latency varies across "
-    f"resets with a CV of {span(overview['between resets (CV)'])}; the one-hot blocks, which "
-    f"time the same cell at every reset, vary by {span(onehot['between resets (CV)'])}. "
-    f"Consecutive resets are correlated (lag-1 autocorrelation "
-    f"{span(overview['lag-1 autocorrelation'])}): the machine's speed drifts over seconds. "
-    f"Timings within a reset vary less (CV {span(overview['within a reset (CV)'])}), and a "
-    f"cell's first pass takes {span(overview['first pass / median'])}x its median.",
-    f"**LENNA's rule** stopped after {span(lenna_blocks.resets_mean, '{:.0f}')} resets "
-    f"(mean per block), {lenna_row.passes_mean:.0f} forward passes per label on average "
-    f"({span(lenna_blocks.passes_mean, '{:.0f}')} per block), with a 90th-percentile error of "
-    f"{lenna_row.err_p90:.1%} against its own long-run label "
-    f"({span(100 * lenna_blocks.err_p90, '{:.1f}')}% per block). LENNA's code (patience 15) "
-    f"spends {code_row.passes_mean / lenna_row.passes_mean:.2f}x the passes for a "
-    f"90th-percentile error of {code_row.err_p90:.1%}.",
-    f"**Ten timings per reset is too many.** The best number of timings, k*, is "
-    f"{span(k_star['k* (warm-up only)'], '{:.1f}')} counting only the warm-up pass and "
-    f"{span(k_star['k* (warm-up + build)'], '{:.1f}')} counting the cost of building the "
-    f"cell; a rule that lost nothing to its stopping decision would save at most "
-    f"{span(bounds_1, '{:.1f}')}x with {se_settings[0][0]} timing per reset.",
-    f"**Matched error.** On its own reference, the cheapest standard-error rule (matched on "
-    f"{own.matched_on}) is {best_own.name}: {best_own.passes_mean:.0f} passes per label, "
-    f"LENNA's / its = {ratio_own:.1f}x. The rule chosen, matched on **{choice.matched_on}**, "
-    f"is {best.name}: {best.passes_mean:.0f} passes per label ({best.resets_mean:.0f} "
-    f"resets), LENNA's / its = **{ratio:.1f}x**, with errors {best.err_p90:.1%} / "
-    f"{best.err_common_p90:.1%} against LENNA's {lenna_row.err_p90:.1%} / "
-    f"{lenna_row.err_common_p90:.1%}; {ratio_contiguous:.1f}x when replays read the resets "
-    f"in recorded order.",
-    f"**Live labels** taken minutes after the long runs differ from them by a median of "
-    f"{totals.loc[reference_rule, 'median error']:.0%} (LENNA's rule) and "
-    f"{totals.loc['chosen', 'median error']:.0%} (the chosen rule); the chosen rule spent "
-    f"{totals.loc['chosen', 'forward passes']:,} passes on {len(streams)} labels against "
-    f"LENNA's {totals.loc[reference_rule, 'forward passes']:,}.",
-    f"**Repeatability.** One cell timed in two processes gave medians "
-    f"{differences['sequential', 'normal']:.1%} and {differences['sequential', 'reduction']:.1%} "
-    f"apart when the processes ran one after the other, and "
-    f"{differences['interleaved', 'normal']:.2%} and "
-    f"{differences['interleaved', 'reduction']:.2%} apart when they took turns every "
-    f"{repeatability_chunk} passes.",
-    f"The chapter ran in {time.perf_counter() - chapter_start:.0f} s.",
-]
-display(Markdown("\n".join(f"- {line}" for line in findings)))
+findings = convergence_findings(
+    overview=overview, per_block=per_block, pooled=pooled, reference=reference_rule,
+    code_rule="LENNA (code: x15)", k_star=k_star, first_setting=tuple(se_settings[0]),
+    verdict=verdict, totals=totals, labels=len(streams), repeatability=repeatability,
+    repeatability_chunk=repeatability_chunk,
+    block=f"C={C}, {spatial}x{spatial} inputs, batch {batch_size}",
+    seconds=time.perf_counter() - chapter_start)
+display(Markdown(findings))
 
 # %% [markdown]
 # What these numbers mean:

@@ -34,8 +34,8 @@
 # The reference dataset was measured on the machine named below, with
 #
 # ```bash
-# python -m lenna_core.generate_dataset --out data/latency_dataset.csv --rows 3000 --core 1
-# python -m lenna_core.generate_dataset --out data/latency_noise_floor.csv --rows 300 --run-tag repeat --scale-from data/latency_dataset.csv --core 1
+# lenna label --out data/latency_dataset.csv --rows 3000 --core 1
+# lenna label --out data/latency_noise_floor.csv --rows 300 --run-tag repeat --scale-from data/latency_dataset.csv --core 1
 # ```
 #
 # The second command re-labels the first 300 blocks with independent gate draws and timings
@@ -45,7 +45,7 @@
 # The 600 blocks chapter 4 holds out were then labelled twice more, to a 1% standard error:
 #
 # ```bash
-# python -m lenna_core.generate_dataset --out data/latency_dataset_precise.csv --rows 3000 --held-out-of data/latency_dataset.csv --target-rel-error 0.01 --timings-per-reset 3 --control-table data/op_latency_table.csv --run-tag precise --scale-from data/latency_dataset.csv --core 0
+# lenna label --out data/latency_dataset_precise.csv --rows 3000 --held-out-of data/latency_dataset.csv --target-rel-error 0.01 --timings-per-reset 3 --control-table data/op_latency_table.csv --run-tag precise --scale-from data/latency_dataset.csv --core 0
 # ```
 #
 # and the same with `--run-tag precise_repeat` into `latency_dataset_precise_repeat.csv`:
@@ -63,7 +63,7 @@
 # | parameter | meaning | unit / range |
 # |---|---|---|
 # | `seed` | seed of the demonstration run | integer >= 0 |
-# | `dataset_path` | the labelled dataset, relative to `book/` | CSV written by `lenna_core.generate_dataset` |
+# | `dataset_path` | the labelled dataset, relative to `book/` | CSV written by `lenna_core.cli.label` |
 # | `noise_floor_path` | the independent re-measurement of some of its rows | CSV, same blocks, other `--run-tag` |
 # | `demo_rows` | rows the live demonstration labels (0 skips it) | integer >= 0 |
 # | `figures_dir` | where figures are written, relative to `book/` | path |
@@ -82,10 +82,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from lenna_core import dataset as ds
-from lenna_core.book import setup_book
-from lenna_core.generate_dataset import DEFAULT_RULE, ReferenceClock, make_labeler
-from lenna_core.metrics import noise_floor
+from lenna_core.book.chapter import setup_book
+from lenna_core.latency import dataset as ds
+from lenna_core.latency.labeller import DEFAULT_RULE, make_labeler
+from lenna_core.latency.metrics import noise_floor
+from lenna_core.latency.reference_clock import ReferenceClock
 
 run = setup_book(seed, figures_dir=figures_dir)
 figures = Path(figures_dir)
@@ -103,10 +104,10 @@ with tempfile.TemporaryDirectory() as tmp:
     reference_ms = ds.read_metadata(dataset_path)["settings"]["rule"]["reference_ms"]
     labeler = make_labeler(DEFAULT_RULE, ReferenceClock(), reference_ms)
     rule = {"name": type(DEFAULT_RULE).__name__}
-    first = ds.generate_dataset(demo, range(max(demo_rows - 1, 0)), labeler, rule, seed=seed,
-                                progress=False)
-    second = ds.generate_dataset(demo, range(demo_rows), labeler, rule, seed=seed,
-                                 progress=False)
+    first = ds.label_dataset(demo, range(max(demo_rows - 1, 0)), labeler, rule, seed=seed,
+                             progress=False)
+    second = ds.label_dataset(demo, range(demo_rows), labeler, rule, seed=seed,
+                              progress=False)
     demo_frame = ds.read_dataset(demo)
 demo_frame[["row_id", "alpha_kind", "reduction", "C", "spatial", "latency_ms", "resets"]]
 

@@ -28,7 +28,7 @@
 # | parameter | meaning | unit / range |
 # |---|---|---|
 # | `seed` | seed of the split and of every model | integer >= 0 |
-# | `dataset_path` | labelled dataset, relative to `book/` | CSV from `lenna_core.generate_dataset` |
+# | `dataset_path` | labelled dataset, relative to `book/` | CSV from `lenna_core.cli.label` |
 # | `noise_floor_path` | independent re-labelling of some of its blocks | CSV |
 # | `extra_dataset_paths` | more labelled blocks for training (split like the main set, reported apart) | list of CSV paths |
 # | `op_table_path` | per-op latency table for the lookup-table model (chapter 1) | CSV |
@@ -70,30 +70,30 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
-from lenna_core import dataset as ds
-from lenna_core.book import setup_book
-from lenna_core.label_noise import (
+from lenna_core.book.chapter import setup_book
+from lenna_core.book.modelling_report import (
+    candidate_models,
+    learning_curve,
+    modelling_findings,
+    modelling_split,
+    plot_learning_curve,
+)
+from lenna_core.latency import dataset as ds
+from lenna_core.latency.label_noise import (
     plot_extrapolation,
     plot_parity_panels,
     score_models_on_pairs,
     score_on_relabelled,
 )
-from lenna_core.linear_model import ElasticNetLatency
-from lenna_core.lookup_table import LookupTableModel, OpLatencyTable
-from lenna_core.metrics import (
+from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.metrics import (
     compare_models,
     latency_metrics,
     noise_floor,
     perfect_predictor_ceiling,
 )
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.modelling_report import (
-    learning_curve,
-    modelling_findings,
-    plot_learning_curve,
-)
+from lenna_core.latency.mlp_model import MLPLatency
 
 run = setup_book(seed, figures_dir=figures_dir)
 figures = Path(figures_dir)
@@ -101,16 +101,11 @@ figures = Path(figures_dir)
 # %%
 data = ds.read_dataset(dataset_path)
 ok = data[data["status"] == "ok"].reset_index(drop=True)
-# The held-out blocks are the ones `generate_dataset --held-out-of` can label more precisely.
-train, test = ds.held_out_split(data, test_fraction, seed)
-# Extra sets (such as blocks shaped like derived cells, chapter 5) are split the same way:
-# their training part joins the training set, their test part is scored on its own.
-extra = [ds.read_dataset(path) for path in extra_dataset_paths]
-extra = (pd.concat([e[e["status"] == "ok"] for e in extra], ignore_index=True) if extra
-         else ok.iloc[:0])
-extra_train, extra_test = (train_test_split(extra, test_size=test_fraction, random_state=seed)
-                           if len(extra) > 1 else (extra, extra))
-train = pd.concat([train, extra_train], ignore_index=True)
+# The held-out blocks are the ones `lenna label --held-out-of` can label more precisely. Extra
+# sets (such as blocks shaped like derived cells, chapter 5) are split the same way: their
+# training part joins the training set, their test part is scored on its own.
+train, test, extra_train, extra_test = modelling_split(
+    data, [ds.read_dataset(path) for path in extra_dataset_paths], test_fraction, seed)
 pairs = ds.paired_labels(data, ds.read_dataset(noise_floor_path))
 floor = noise_floor(pairs["latency_ms_first"], pairs["latency_ms_second"])
 print(f"train {len(train)} blocks ({len(extra_train)} from the extra sets), test {len(test)} "
@@ -119,7 +114,7 @@ print(f"train {len(train)} blocks ({len(extra_train)} from the extra sets), test
 # %% [markdown]
 # ## The MLP
 #
-# Features are the encoded block (`lenna_core.encoder`: block type, channels, spatial size,
+# Features are the encoded block (`lenna_core.latency.encoder`: block type, channels, spatial size,
 # the per-edge probabilities, expected op counts and multiply-adds); the target is log(ms);
 # both are standardised inside the model, and training stops early on a seeded validation
 # split of the training blocks.
@@ -145,19 +140,8 @@ print(f"stopped after {mlp.n_epochs_} epochs")
 
 # %% tags=["nbval-ignore-output"]
 table_ms = OpLatencyTable.from_csv(op_table_path)
-models = {
-    "MLP": mlp,
-    # The same MLP learning log(latency / calibrated table) instead of log(latency).
-    "MLP on lookup table": MLPLatency(hidden=tuple(hidden), max_epochs=max_epochs,
-                                      random_state=seed, prior=table_ms),
-    "ElasticNet": ElasticNetLatency(random_state=seed),
-    "lookup table": LookupTableModel(table_ms),
-    # The table's sums with a least-squares scale and offset fitted on the training blocks.
-    "lookup table, calibrated": LookupTableModel(table_ms, calibrate=True),
-}
-for model in models.values():
-    if model is not mlp:  # fitted above
-        model.fit(train, train["latency_ms"])
+models = candidate_models(mlp, table_ms, train, hidden=tuple(hidden), max_epochs=max_epochs,
+                          seed=seed)
 predictions = {name: model.predict(test) for name, model in models.items()}
 table = compare_models(test["latency_ms"], predictions)
 table.loc["noise floor"] = pd.Series(floor)

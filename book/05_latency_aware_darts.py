@@ -99,22 +99,22 @@ import torch
 from IPython.display import Markdown, display
 
 from lenna_core import DARTS_SPACE, Genotype, load_dataset
-from lenna_core import sweep as sw
-from lenna_core.book import check_device_parameters, check_int_parameters, setup_book
-from lenna_core.dataset import read_metadata
-from lenna_core.estimators import (
+from lenna_core.book.chapter import check_device_parameters, check_int_parameters, setup_book
+from lenna_core.book.plotting import draw_cell
+from lenna_core.book.search_plots import plot_pareto, plot_prediction_parity
+from lenna_core.latency.dataset import read_metadata
+from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.latency.profiler import machine_fingerprint
+from lenna_core.search import sweep as sw
+from lenna_core.search.estimators import (
     FlopsEstimator,
     LookupTableEstimator,
     MLPEstimator,
     TargetConfig,
 )
-from lenna_core.evaluation import LatencyMeter, calibration_genotypes, measure_overhead
-from lenna_core.lookup_table import OpLatencyTable
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.plotting import draw_cell
-from lenna_core.profiler import machine_fingerprint
-from lenna_core.search import SearchConfig
-from lenna_core.search_plots import plot_pareto, plot_prediction_parity
+from lenna_core.search.evaluation import LatencyMeter, calibration_genotypes, measure_overhead
+from lenna_core.search.loop import SearchConfig
 
 run = setup_book(seed, figures_dir=figures_dir)
 figures = Path(figures_dir)
@@ -235,7 +235,7 @@ print("networks timed in the session:", results["genotype"].nunique() + len(cali
 # changes are relative to plain DARTS's mean.
 
 # %% tags=["nbval-ignore-output"]
-summary = sw.summarise(results)
+summary = sw.summarise_sweep(results)
 summary.round(2)
 
 # %% tags=["nbval-ignore-output"]

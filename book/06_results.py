@@ -45,18 +45,18 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lenna_core import sweep as sw
-from lenna_core.book import setup_book
-from lenna_core.device_folder import dataset_identity
-from lenna_core.device_identity import (
+from lenna_core.book.chapter import setup_book
+from lenna_core.book.results_page import anchors_table
+from lenna_core.book.search_plots import plot_pareto
+from lenna_core.latency.device_folder import dataset_identity
+from lenna_core.latency.device_identity import (
     describe_device,
     describe_differences,
     device_identity,
     identity_differences,
 )
-from lenna_core.label_noise import SCORINGS
-from lenna_core.results_page import anchors_table
-from lenna_core.search_plots import plot_pareto
+from lenna_core.latency.label_noise import SCORINGS
+from lenna_core.search import sweep as sw
 
 run = setup_book(0, figures_dir=figures_dir)
 figures = Path(figures_dir)
@@ -128,7 +128,7 @@ anchors_table(ours, truth, precise)
 # ## Latency-aware search (chapter 5)
 
 # %% tags=["nbval-ignore-output"]
-summary = sw.summarise(search)
+summary = sw.summarise_sweep(search)
 fig = plot_pareto(search, summary, title="Accuracy vs measured latency of the target network")
 fig.savefig(figures / "06_pareto.png")
 plt.show()

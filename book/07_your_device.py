@@ -20,7 +20,7 @@
 # predict the machine running this chapter, and how much profiling does it take to adapt it?
 # The chapter names both devices and what differs between them, labels fresh blocks here for
 # about `budget_s` seconds, adapts the shipped model with the method cross-validation picks
-# (`lenna_core.transfer`), and scores the model before and after on blocks it did not see.
+# (`lenna_core.latency.transfer`), and scores the model before and after on blocks it did not see.
 # Then it draws how many labelled blocks each method needs on the devices committed under
 # `data/devices/` (from `benchmarks/transfer.py`).
 #
@@ -53,18 +53,18 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lenna_core.book import setup_book
-from lenna_core.device_folder import dataset_identity, write_manifest
-from lenna_core.device_identity import (
+from lenna_core.book.chapter import setup_book
+from lenna_core.book.transfer_report import before_after, plot_transfer_curves, transfer_findings
+from lenna_core.latency.device_folder import dataset_identity, write_manifest
+from lenna_core.latency.device_identity import (
     describe_device,
     device_identity,
     identity_differences,
 )
-from lenna_core.device_transfer import measure_op_table, profile_device
-from lenna_core.label_noise import plot_parity_panels
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.transfer import METHODS, adapt
-from lenna_core.transfer_report import before_after, plot_transfer_curves, transfer_findings
+from lenna_core.latency.device_profiling import measure_op_table, profile_device
+from lenna_core.latency.label_noise import plot_parity_panels
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.latency.transfer import METHODS, adapt
 
 run = setup_book(seed, figures_dir=figures_dir)
 figures = Path(figures_dir)

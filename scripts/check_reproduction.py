@@ -5,7 +5,8 @@
 Chapter 4's metric tables and chapter 5's derived genotypes and accuracies depend on the
 CPU's float kernels, not only on the seeds: nbval compares only what holds on every CPU, and
 this script compares the rest bit for bit when this CPU is of the kind that computed the
-committed files (``lenna_core.device_identity.same_float_kernels``). Exits 1 on a difference.
+committed files (``lenna_core.latency.device_identity.same_float_kernels``). Exits 1 on a
+difference.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lenna_core.device_identity import same_float_kernels
+from lenna_core.latency.device_identity import same_float_kernels
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("predictor_metrics.csv", "predictor_metrics_truth.csv", "predictor_metrics_precise.csv")

@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from lenna_core import DARTS_V2, NetworkCIFAR
-from lenna_core.blocks import CellBank, CellContext, network_cell_contexts, time_sampled_cell
-from lenna_core.search_space import SearchSpace
+from lenna_core.latency.blocks import (
+    CellBank,
+    CellContext,
+    network_cell_contexts,
+    time_sampled_cell,
+)
+from lenna_core.space.search_space import SearchSpace
 
 
 @pytest.mark.parametrize("C, layers, size", [(4, 5, 8), (6, 8, 16), (4, 3, 32)])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lenna_core.book import setup_book
+from lenna_core.book.chapter import setup_book
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
@@ -20,7 +20,7 @@ PIN = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 def setup_record_after_sourcing_pin(**env: str) -> dict:
     """setup_book's record in a fresh Python started from a shell that sourced cpu_isa.sh."""
     clean = {k: v for k, v in os.environ.items() if k not in PIN} | env
-    probe = ("import json, os, tempfile; from lenna_core.book import setup_book; "
+    probe = ("import json, os, tempfile; from lenna_core.book.chapter import setup_book; "
              "run = setup_book(0, figures_dir=tempfile.mkdtemp()); "
              f"print(json.dumps([run['cpu_capability'], [os.environ.get(k) for k in {PIN!r}]]))")
     out = subprocess.run(["bash", "-c", f'source scripts/cpu_isa.sh && "{sys.executable}" -c '
@@ -58,7 +58,7 @@ def test_setup_refuses_a_bad_seed_or_thread_count(tmp_path):
 def test_the_book_reports_devices_itself_not_as_warnings(tmp_path):
     import warnings
 
-    from lenna_core.device_identity import DeviceMismatchWarning
+    from lenna_core.latency.device_identity import DeviceMismatchWarning
 
     setup_book(0, figures_dir=tmp_path)
     with warnings.catch_warnings(record=True) as caught:

@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
-from lenna_core.blocks import CellContext
-from lenna_core.convergence import (
+from lenna_core.latency.blocks import CellContext
+from lenna_core.latency.convergence import (
     LennaRule,
     StandardErrorRule,
     control_variate_mean,
     label_block,
     relative_standard_error,
 )
-from lenna_core.rule_replay import (
+from lenna_core.latency.rule_replay import (
     RecordedStream,
     cheapest_matching,
     compare_rules,
@@ -26,9 +26,9 @@ from lenna_core.rule_replay import (
     probabilities_with_temperature,
     record_stream,
     replay,
-    summarise,
+    summarise_replays,
 )
-from lenna_core.search_space import DARTS_SPACE
+from lenna_core.space.search_space import DARTS_SPACE
 
 
 def tiny_context(reduction: bool = False) -> CellContext:
@@ -172,7 +172,7 @@ def test_compare_rules_reports_errors_against_both_references():
     assert se.loc[0, "err_p90"] < 0.05  # 1.645 x 2% plus a margin
     raw = compare_rules(streams, rules, replicates=20, seed=0, per_replicate=True)
     assert len(raw) == 80
-    assert summarise(raw).equals(table)
+    assert summarise_replays(raw).equals(table)
     again = compare_rules(streams, rules, replicates=20, seed=0)
     assert again.equals(table)
     perm = compare_rules(streams, rules, replicates=5, seed=0, resample="permutation",

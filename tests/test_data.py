@@ -1,4 +1,4 @@
-"""Tests for lenna_core.data: dataset splits, the CIFAR-10 reader and the seeded loader."""
+"""Tests for lenna_core.space.data: dataset splits, the CIFAR-10 reader and the seeded loader."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from lenna_core.data import CIFAR10_MEAN, CIFAR10_STD, DatasetSplits, load_dataset, make_loader
+from lenna_core.space.data import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    DatasetSplits,
+    load_dataset,
+    make_loader,
+)
 
 N_DIGITS = 1797
 

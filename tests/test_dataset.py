@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 import torch
 
-from lenna_core.blocks import network_cell_contexts
-from lenna_core.convergence import StandardErrorRule
-from lenna_core.dataset import (
+from lenna_core.latency.blocks import network_cell_contexts
+from lenna_core.latency.convergence import StandardErrorRule
+from lenna_core.latency.dataset import (
     SCHEMA_VERSION,
     SamplingSpec,
     drop_failed_rows,
-    generate_dataset,
     held_out_split,
+    label_dataset,
     probability_columns,
     read_dataset,
     read_metadata,
@@ -32,9 +32,9 @@ from lenna_core.dataset import (
     sample_block,
     sample_probabilities,
 )
-from lenna_core.file_checks import DataIntegrityWarning
-from lenna_core.search_space import DARTS_SPACE, SearchSpace
-from lenna_core.single_path import sample_active
+from lenna_core.latency.file_checks import DataIntegrityWarning
+from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
+from lenna_core.space.single_path import sample_active
 
 SMALL = SamplingSpec(channels=(4,), layers=(3,), image_sizes=(8,))
 RULE = {"name": "fake"}
@@ -95,7 +95,7 @@ def test_features_are_the_probabilities_the_gates_sampled(tmp_path):
         return fake_labeler(context, probs, generator, bank)
 
     path = tmp_path / "d.csv"
-    generate_dataset(path, range(6), spy, RULE, spec=SMALL, progress=False)
+    label_dataset(path, range(6), spy, RULE, spec=SMALL, progress=False)
     frame = read_dataset(path)
     features = frame[probability_columns()].to_numpy()
     for row_id, probs in seen.items():
@@ -113,7 +113,7 @@ def test_one_hot_rows_sample_exactly_the_stored_ops(tmp_path):
         return fake_labeler(context, probs, generator, bank)
 
     path = tmp_path / "d.csv"
-    generate_dataset(path, range(4), spy, RULE, spec=spec, progress=False)
+    label_dataset(path, range(4), spy, RULE, spec=spec, progress=False)
     features = read_dataset(path)[probability_columns()].to_numpy().reshape(4, 14, 8)
     for row, active in zip(features, sampled):
         assert row.argmax(axis=1).tolist() == active
@@ -121,9 +121,9 @@ def test_one_hot_rows_sample_exactly_the_stored_ops(tmp_path):
 
 def test_resume_skips_written_rows_and_matches_an_uninterrupted_run(tmp_path):
     whole, parts = tmp_path / "whole.csv", tmp_path / "parts.csv"
-    generate_dataset(whole, range(8), fake_labeler, RULE, spec=SMALL, progress=False)
-    first = generate_dataset(parts, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
-    second = generate_dataset(parts, range(8), fake_labeler, RULE, spec=SMALL, progress=False)
+    label_dataset(whole, range(8), fake_labeler, RULE, spec=SMALL, progress=False)
+    first = label_dataset(parts, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
+    second = label_dataset(parts, range(8), fake_labeler, RULE, spec=SMALL, progress=False)
     assert (first["written"], second["written"], second["skipped"]) == (5, 3, 5)
     a, b = read_dataset(whole), read_dataset(parts)
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
@@ -134,10 +134,10 @@ def test_resume_skips_written_rows_and_matches_an_uninterrupted_run(tmp_path):
 
 def test_a_partial_last_line_is_dropped_and_measured_again(tmp_path):
     path = tmp_path / "d.csv"
-    generate_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
+    label_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
     with open(path, "a") as f:
         f.write("3,ok,uniform,False,Fal")  # what a kill in the middle of a write leaves
-    generate_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
+    label_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
     assert sorted(read_dataset(path)["row_id"]) == [0, 1, 2, 3, 4]
 
 
@@ -145,13 +145,13 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     from test_dataset import fake_labeler, SMALL, RULE
-    from lenna_core.dataset import generate_dataset
+    from lenna_core.latency.dataset import label_dataset
 
     def slow(*args):
         time.sleep(0.05)  # only so that the kill lands in the middle of the run
         return fake_labeler(*args)
 
-    generate_dataset({path!r}, range(40), slow, RULE, spec=SMALL, progress=False)
+    label_dataset({path!r}, range(40), slow, RULE, spec=SMALL, progress=False)
 """)
 
 
@@ -168,11 +168,11 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     proc.wait()
     before = path.read_text().count("\n") - 1
     assert 0 < before < 40, "the kill must land mid-run"
-    generate_dataset(path, range(40), fake_labeler, RULE, spec=SMALL, progress=False)
+    label_dataset(path, range(40), fake_labeler, RULE, spec=SMALL, progress=False)
     frame = read_dataset(path)
     assert sorted(frame["row_id"]) == list(range(40))
     reference = tmp_path / "reference.csv"
-    generate_dataset(reference, range(40), fake_labeler, RULE, spec=SMALL, progress=False)
+    label_dataset(reference, range(40), fake_labeler, RULE, spec=SMALL, progress=False)
     pd.testing.assert_frame_equal(frame.drop(columns="seconds"),
                                   read_dataset(reference).drop(columns="seconds"))
 
@@ -186,7 +186,7 @@ def test_a_failing_block_is_recorded_and_the_run_goes_on(tmp_path):
 
     calls = []
     path = tmp_path / "d.csv"
-    result = generate_dataset(path, range(4), flaky, RULE, spec=SMALL, progress=False)
+    result = label_dataset(path, range(4), flaky, RULE, spec=SMALL, progress=False)
     frame = read_dataset(path)
     assert len(frame) == 4 and result["failed"] == 1
     assert frame["status"].tolist() == ["ok", "failed", "ok", "ok"]
@@ -204,12 +204,12 @@ def test_failed_rows_are_dropped_and_labelled_again_on_resume(tmp_path):
 
     calls = []
     path = tmp_path / "d.csv"
-    generate_dataset(path, range(4), flaky, RULE, spec=SMALL, progress=False)
+    label_dataset(path, range(4), flaky, RULE, spec=SMALL, progress=False)
     kept = [line for line in path.read_text().splitlines() if ",failed," not in line]
     assert drop_failed_rows(path) == [1]
     assert path.read_text().splitlines() == kept  # the other rows byte for byte
     assert drop_failed_rows(path) == []
-    result = generate_dataset(path, range(4), fake_labeler, RULE, spec=SMALL, progress=False)
+    result = label_dataset(path, range(4), fake_labeler, RULE, spec=SMALL, progress=False)
     assert result == {"written": 1, "skipped": 3, "failed": 0}
     frame = read_dataset(path)
     assert (frame["status"] == "ok").all() and sorted(frame["row_id"]) == [0, 1, 2, 3]
@@ -221,16 +221,16 @@ def test_failed_rows_are_dropped_and_labelled_again_on_resume(tmp_path):
 
 def test_resuming_with_other_settings_is_refused_and_nothing_is_lost(tmp_path):
     path = tmp_path / "d.csv"
-    generate_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
+    label_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
     content = path.read_bytes()
     with pytest.raises(ValueError, match="other settings.*seed"):
-        generate_dataset(path, range(5), fake_labeler, RULE, seed=1, spec=SMALL, progress=False)
+        label_dataset(path, range(5), fake_labeler, RULE, seed=1, spec=SMALL, progress=False)
     assert path.read_bytes() == content
 
 
 def test_schema_version_and_corrupted_rows_are_reported(tmp_path):
     path = tmp_path / "d.csv"
-    generate_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
+    label_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
     meta_path = tmp_path / "d.csv.meta.json"
     meta = json.loads(meta_path.read_text())
     good = path.read_text()
@@ -244,7 +244,7 @@ def test_schema_version_and_corrupted_rows_are_reported(tmp_path):
     with pytest.raises(ValueError, match="schema_version=99, this code reads 1"):
         read_dataset(path)
     with pytest.raises(ValueError, match="schema_version=99, this code reads 1"):
-        generate_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
+        label_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
     assert path.read_text() == good
 
 
@@ -253,15 +253,15 @@ def test_schema_version_and_corrupted_rows_are_reported(tmp_path):
 ])
 def test_bad_generation_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        generate_dataset(tmp_path / "d.csv", range(2), fake_labeler, RULE, spec=SMALL,
-                         progress=False, **kwargs)
+        label_dataset(tmp_path / "d.csv", range(2), fake_labeler, RULE, spec=SMALL,
+                      progress=False, **kwargs)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 def test_cuda_without_a_gpu(tmp_path):
     with pytest.raises(ValueError, match="no CUDA device"):
-        generate_dataset(tmp_path / "d.csv", range(2), fake_labeler, RULE, spec=SMALL,
-                         device="cuda", progress=False)
+        label_dataset(tmp_path / "d.csv", range(2), fake_labeler, RULE, spec=SMALL,
+                      device="cuda", progress=False)
 
 
 def test_spec_validation():
@@ -273,7 +273,7 @@ def test_spec_validation():
 
 
 def test_cli_refuses_unknown_probability_kinds(tmp_path, capsys):
-    from lenna_core.generate_dataset import main
+    from lenna_core.cli.label import main
 
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "x.csv"), "--rows", "1", "--alpha-kinds", "sharp=1"])
@@ -282,7 +282,7 @@ def test_cli_refuses_unknown_probability_kinds(tmp_path, capsys):
 
 
 def test_cli_labels_with_passes_per_reset_and_a_control_table(tmp_path):
-    from lenna_core.generate_dataset import main
+    from lenna_core.cli.label import main
 
     out = tmp_path / "precise.csv"
     data = Path(__file__).resolve().parents[1] / "data"
@@ -302,7 +302,7 @@ def test_cli_labels_with_passes_per_reset_and_a_control_table(tmp_path):
 @pytest.mark.parametrize("flag, value", [("--timings-per-reset", "0"),
                                          ("--target-rel-error", "1.5")])
 def test_cli_refuses_a_bad_stopping_rule(tmp_path, capsys, flag, value):
-    from lenna_core.generate_dataset import main
+    from lenna_core.cli.label import main
 
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "x.csv"), "--rows", "1", flag, value])
@@ -357,8 +357,8 @@ def test_relabelled_refuses_rows_a_labelling_lacks():
 def test_relabellings_must_share_the_datasets_blocks_and_calibration(tmp_path):
     def labelled(name, seed=0, reference_ms=5.0):
         path = tmp_path / name
-        generate_dataset(path, range(3), fake_labeler, {"name": "fake", "reference_ms":
-                         reference_ms}, seed=seed, spec=SMALL, progress=False)
+        label_dataset(path, range(3), fake_labeler, {"name": "fake", "reference_ms":
+                      reference_ms}, seed=seed, spec=SMALL, progress=False)
         return path
 
     dataset = labelled("main.csv")
@@ -371,8 +371,9 @@ def test_relabellings_must_share_the_datasets_blocks_and_calibration(tmp_path):
 
 
 def test_labeler_warms_up_on_the_timing_threads(monkeypatch):
-    from lenna_core.blocks import CellBank
-    from lenna_core.generate_dataset import ReferenceClock, make_labeler
+    from lenna_core.latency.blocks import CellBank
+    from lenna_core.latency.labeller import make_labeler
+    from lenna_core.latency.reference_clock import ReferenceClock
 
     seen = []
     original = CellBank.warm_up
@@ -397,9 +398,9 @@ def test_labeler_warms_up_on_the_timing_threads(monkeypatch):
 
 def test_perturbed_and_real_timings_do_not_share_a_dataset(tmp_path, monkeypatch):
     path = tmp_path / "d.csv"
-    generate_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
+    label_dataset(path, range(3), fake_labeler, RULE, spec=SMALL, progress=False)
     content = path.read_bytes()
     monkeypatch.setenv("LENNA_PERTURB_TIMINGS", "7")
     with pytest.raises(ValueError, match="timing_perturbation=None.*LENNA_PERTURB_TIMINGS"):
-        generate_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
+        label_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
     assert path.read_bytes() == content

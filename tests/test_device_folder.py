@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from lenna_core.dataset import SamplingSpec, generate_dataset
-from lenna_core.device_folder import read_device_folder, write_manifest
-from lenna_core.search_space import DARTS_SPACE
-from lenna_core.single_path import sample_active
+from lenna_core.latency.dataset import SamplingSpec, label_dataset
+from lenna_core.latency.device_folder import read_device_folder, write_manifest
+from lenna_core.space.search_space import DARTS_SPACE
+from lenna_core.space.single_path import sample_active
 
 SMALL = SamplingSpec(channels=(4,), layers=(3,), image_sizes=(8,))
 
@@ -21,8 +21,8 @@ def _labeler(context, probs, generator, bank):
 
 
 def _dataset(path, threads=1, rows=3):
-    generate_dataset(path, range(rows), _labeler, {"name": "fake"}, spec=SMALL,
-                     threads=threads, progress=False)
+    label_dataset(path, range(rows), _labeler, {"name": "fake"}, spec=SMALL,
+                  threads=threads, progress=False)
 
 
 def test_a_folder_round_trips_through_its_manifest(tmp_path):

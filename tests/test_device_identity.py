@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenna_core.device_identity import (
+from lenna_core.latency.device_identity import (
     NOT_RECORDED,
     DeviceMismatchWarning,
     check_device,
@@ -18,8 +18,8 @@ from lenna_core.device_identity import (
     identity_from_record,
     same_float_kernels,
 )
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.profiler import machine_fingerprint
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.latency.profiler import machine_fingerprint
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "mlp_latency"
 EPYC = {"device": "cpu", "device_name": "AMD EPYC", "cpu_family_model": "25/17",

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from lenna_core import device_transfer
-from lenna_core.dataset import read_dataset
-from lenna_core.transfer import AdaptedLatency
+from lenna_core.latency import device_profiling
+from lenna_core.latency.dataset import read_dataset
+from lenna_core.latency.transfer import AdaptedLatency
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "mlp_latency"
 
 
 def test_transfer_labels_adapts_and_saves_with_a_manifest(tmp_path):
-    adapted = device_transfer.transfer_to_this_device(
+    adapted = device_profiling.transfer_to_this_device(
         SHIPPED_MODEL, tmp_path / "here", blocks=8, budget_s=120,
         methods=("none", "scale", "log_affine"))
     manifest = json.loads((tmp_path / "here" / "manifest.json").read_text())
@@ -30,8 +30,8 @@ def test_transfer_labels_adapts_and_saves_with_a_manifest(tmp_path):
 
 def test_more_blocks_than_the_budget_allows_is_refused_and_keeps_what_was_labelled(tmp_path):
     with pytest.raises(ValueError, match=r"blocks=100000: .* s per block .*budget_s=5"):
-        device_transfer.profile_device(tmp_path / "b.csv", blocks=100000, budget_s=5)
-    assert len(read_dataset(tmp_path / "b.csv")) == device_transfer.PILOT_BLOCKS
+        device_profiling.profile_device(tmp_path / "b.csv", blocks=100000, budget_s=5)
+    assert len(read_dataset(tmp_path / "b.csv")) == device_profiling.PILOT_BLOCKS
 
 
 def test_blocks_that_fail_to_label_are_reported(tmp_path, monkeypatch):
@@ -40,9 +40,9 @@ def test_blocks_that_fail_to_label_are_reported(tmp_path, monkeypatch):
             raise RuntimeError("the device went away")
         return label
 
-    monkeypatch.setattr(device_transfer, "make_labeler", failing_labeler)
+    monkeypatch.setattr(device_profiling, "make_labeler", failing_labeler)
     with pytest.raises(ValueError, match=r"only 0 blocks labelled \(4 failed"):
-        device_transfer.transfer_to_this_device(SHIPPED_MODEL, tmp_path, blocks=4, budget_s=60)
+        device_profiling.transfer_to_this_device(SHIPPED_MODEL, tmp_path, blocks=4, budget_s=60)
     assert not (tmp_path / "mlp_latency.json").exists()
 
 
@@ -50,11 +50,11 @@ def test_blocks_that_fail_to_label_are_reported(tmp_path, monkeypatch):
                                            ({"budget_s": 0}, "budget_s=0")])
 def test_bad_profiling_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        device_transfer.profile_device(tmp_path / "b.csv", **kwargs)
+        device_profiling.profile_device(tmp_path / "b.csv", **kwargs)
 
 
 def test_lenna_lists_its_subcommands_and_refuses_unknown_ones():
-    run = [sys.executable, "-m", "lenna_core.cli"]
+    run = [sys.executable, "-m", "lenna_core.cli.main"]
     listed = subprocess.run(run + ["--help"], capture_output=True, text=True, check=True).stdout
     assert "label" in listed and "transfer" in listed
     assert "--budget-s" in subprocess.run(run + ["transfer", "--help"], capture_output=True,

@@ -8,9 +8,9 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from lenna_core.blocks import CellContext
-from lenna_core.dataset import SamplingSpec, probability_columns, sample_block
-from lenna_core.encoder import (
+from lenna_core.latency.blocks import CellContext
+from lenna_core.latency.dataset import SamplingSpec, probability_columns, sample_block
+from lenna_core.latency.encoder import (
     BlockEncoder,
     context_vector,
     edge_macs,

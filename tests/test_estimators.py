@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from lenna_core import DARTS_V2
-from lenna_core.encoder import fixed_macs, op_macs
-from lenna_core.estimators import (
+from lenna_core.latency.encoder import fixed_macs, op_macs
+from lenna_core.latency.lookup_table import MissingLatencyError, OpLatencyTable
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.search.estimators import (
     FlopsEstimator,
     LookupTableEstimator,
     MLPEstimator,
@@ -20,9 +22,7 @@ from lenna_core.estimators import (
     genotype_probabilities,
     warn_outside_range,
 )
-from lenna_core.lookup_table import MissingLatencyError, OpLatencyTable
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.search_space import DARTS_SPACE, SearchSpace
+from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lenna_core import DARTS_V1, DARTS_V2, load_dataset
-from lenna_core.estimators import FlopsEstimator, TargetConfig
-from lenna_core.evaluation import (
+from lenna_core.search.estimators import FlopsEstimator, TargetConfig
+from lenna_core.search.evaluation import (
     LatencyMeter,
     calibration_genotypes,
     composition_factors,

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from test_dataset import RULE, fake_labeler
 
-from lenna_core.dataset import SamplingSpec, generate_dataset, read_dataset
-from lenna_core.file_checks import DataIntegrityWarning
-from lenna_core.lookup_table import OpLatencyTable
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.search import LatencyAwareSearch, SearchConfig
+from lenna_core.latency.dataset import SamplingSpec, label_dataset, read_dataset
+from lenna_core.latency.file_checks import DataIntegrityWarning
+from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.search.loop import LatencyAwareSearch, SearchConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIALS = 100
@@ -81,8 +81,8 @@ def dataset_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fuzz") / "dataset"
     folder.mkdir()
     spec = SamplingSpec(channels=(4, 8), layers=(3,), image_sizes=(8,))
-    generate_dataset(folder / "d.csv", range(30), fake_labeler, RULE, spec=spec,
-                     progress=False)
+    label_dataset(folder / "d.csv", range(30), fake_labeler, RULE, spec=spec,
+                  progress=False)
     return folder
 
 

@@ -1,4 +1,5 @@
-"""Tests for lenna_core.genotypes: the published genotypes, validation and the JSON round-trip."""
+"""Tests for lenna_core.space.genotypes: the published genotypes, validation and the JSON
+round-trip."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from lenna_core.genotypes import DARTS, DARTS_V1, DARTS_V2, NAMED_GENOTYPES, Genotype
+from lenna_core.space.genotypes import DARTS, DARTS_V1, DARTS_V2, NAMED_GENOTYPES, Genotype
 
 # The genotypes as published by Liu et al. (ICLR 2019) and in quark0/darts cnn/genotypes.py,
 # copied from /work/shared/FACTS.md.

@@ -20,16 +20,16 @@ import torch
 from test_data import write_batch
 from test_dataset import RULE, SMALL, fake_labeler
 
-from lenna_core.block_checks import ExtrapolationWarning, check_blocks
-from lenna_core.book import check_device_parameters, check_int_parameters
-from lenna_core.data import load_dataset
-from lenna_core.dataset import SamplingSpec, generate_dataset, read_dataset
-from lenna_core.file_checks import DataIntegrityWarning
-from lenna_core.generate_dataset import main as label_main
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.penalty import LinearPenalty
-from lenna_core.search import LatencyAwareSearch, SearchConfig
-from lenna_core.sweep import sweep_points
+from lenna_core.book.chapter import check_device_parameters, check_int_parameters
+from lenna_core.cli.label import main as label_main
+from lenna_core.latency.block_checks import ExtrapolationWarning, check_blocks
+from lenna_core.latency.dataset import SamplingSpec, label_dataset, read_dataset
+from lenna_core.latency.file_checks import DataIntegrityWarning
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.search.loop import LatencyAwareSearch, SearchConfig
+from lenna_core.search.penalty import LinearPenalty
+from lenna_core.search.sweep import sweep_points
+from lenna_core.space.data import load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def dataset(tmp_path) -> Path:
     path = tmp_path / "d.csv"
-    generate_dataset(path, range(6), fake_labeler, RULE, spec=SMALL, progress=False)
+    label_dataset(path, range(6), fake_labeler, RULE, spec=SMALL, progress=False)
     return path
 
 
@@ -57,8 +57,8 @@ def test_1_rows_without_their_metadata_are_refused_not_rebased(dataset, capsys):
     before = dataset.read_bytes()
     with pytest.raises(ValueError, match="holds rows but its metadata file d.csv.meta.json is "
                                          "missing"):
-        generate_dataset(dataset, range(9), fake_labeler, RULE, seed=5, spec=SMALL,
-                         run_tag="other", progress=False)
+        label_dataset(dataset, range(9), fake_labeler, RULE, seed=5, spec=SMALL,
+                      run_tag="other", progress=False)
     with pytest.raises(SystemExit):
         label_main(["--out", str(dataset), "--rows", "30", "--seed", "5", "--run-tag", "other"])
     assert "holds rows but its metadata file" in capsys.readouterr().err
@@ -93,7 +93,7 @@ def test_3_impossible_values_in_a_dataset_are_refused(dataset, column, value, me
         with pytest.raises(ValueError, match=message):
             read_dataset(dataset)
         with pytest.raises(ValueError, match=message):  # a resumed run reads it first
-            generate_dataset(dataset, range(9), fake_labeler, RULE, spec=SMALL, progress=False)
+            label_dataset(dataset, range(9), fake_labeler, RULE, spec=SMALL, progress=False)
 
 
 def test_3_an_edge_whose_probabilities_do_not_sum_to_one_is_refused(dataset):
@@ -107,7 +107,7 @@ def test_3_an_edge_whose_probabilities_do_not_sum_to_one_is_refused(dataset):
 def small_mlp(tmp_path_factory) -> tuple[MLPLatency, pd.DataFrame]:
     path = tmp_path_factory.mktemp("mlp") / "d.csv"
     spec = SamplingSpec(channels=(4, 8), layers=(3,), image_sizes=(8,))
-    generate_dataset(path, range(40), fake_labeler, RULE, spec=spec, progress=False)
+    label_dataset(path, range(40), fake_labeler, RULE, spec=spec, progress=False)
     frame = read_dataset(path)
     model = MLPLatency(hidden=(8,), max_epochs=3, random_state=0)
     return model.fit(frame, frame["latency_ms"]), frame
@@ -254,7 +254,7 @@ def test_7_a_damaged_model_is_named(small_mlp, tmp_path):
     saved = json.loads(path.with_suffix(".json").read_text())
     # hidden edited: the weights no longer fit (the checksum is recomputed, as an edit by
     # hand would not: that case is caught by the checksum instead, below)
-    from lenna_core.file_checks import with_digest
+    from lenna_core.latency.file_checks import with_digest
     edited = with_digest(dict(saved, params=dict(saved["params"], hidden=[16])))
     path.with_suffix(".json").write_text(json.dumps(edited))
     with pytest.raises(ValueError, match=r"m.pt does not fit hidden=\[16\]"):
@@ -283,7 +283,7 @@ def test_check_blocks_accepts_every_committed_dataset():
 
 
 def test_7_an_empty_or_cut_checkpoint_is_named(tmp_path):
-    from lenna_core.file_checks import load_torch, save_torch
+    from lenna_core.latency.file_checks import load_torch, save_torch
 
     path = tmp_path / "checkpoint.pt"
     save_torch({"step": 3}, path)
@@ -309,8 +309,15 @@ def test_7_a_truncated_search_record_is_named(tmp_path):
 
 
 def test_every_labeller_option_is_documented():
-    from lenna_core.generate_dataset import build_parser
+    from lenna_core.cli.label import build_parser
 
     undocumented = [action.option_strings for action in build_parser()._actions
                     if not action.help]
     assert not undocumented, f"options without help: {undocumented}"
+
+
+def test_a_labeller_and_its_reference_clock_time_alike():
+    from lenna_core.latency.labeller import DEFAULT_RULE, make_labeler
+    from lenna_core.latency.reference_clock import ReferenceClock
+    with pytest.raises(ValueError, match=r"threads=1.*threads=2: build the ReferenceClock"):
+        make_labeler(DEFAULT_RULE, ReferenceClock(threads=1), 1.0, threads=2)

@@ -9,7 +9,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 
-from lenna_core.label_noise import (
+from lenna_core.latency.label_noise import (
     SCORINGS,
     mean_of_two,
     out_of_fold_predictions,
@@ -21,7 +21,7 @@ from lenna_core.label_noise import (
     simex_interval,
     simex_metrics,
 )
-from lenna_core.metrics import latency_metrics
+from lenna_core.latency.metrics import latency_metrics
 
 LABEL_NOISE = 0.045  # log-noise of one labelling, as in the reference dataset
 

@@ -10,10 +10,10 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks
 from sklearn.utils.validation import check_is_fitted
 
-from lenna_core.dataset import SamplingSpec, probability_columns, sample_block
-from lenna_core.encoder import BlockEncoder, feature_names
-from lenna_core.linear_model import ElasticNetLatency
-from lenna_core.search_space import SearchSpace
+from lenna_core.latency.dataset import SamplingSpec, probability_columns, sample_block
+from lenna_core.latency.encoder import BlockEncoder, feature_names
+from lenna_core.latency.linear_model import ElasticNetLatency
+from lenna_core.space.search_space import SearchSpace
 
 N_FEATURES = len(feature_names())
 

@@ -10,19 +10,19 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks
 
-from lenna_core.additivity import additivity_experiment
-from lenna_core.blocks import CellContext
-from lenna_core.dataset import SamplingSpec, probability_columns, sample_block
-from lenna_core.encoder import contexts_from_frame
-from lenna_core.lookup_table import (
+from lenna_core.latency.additivity import additivity_experiment
+from lenna_core.latency.blocks import CellContext
+from lenna_core.latency.dataset import SamplingSpec, probability_columns, sample_block
+from lenna_core.latency.encoder import contexts_from_frame
+from lenna_core.latency.lookup_table import (
     CONTEXT_KEY,
     LookupTableModel,
     MissingLatencyError,
     OpLatencyTable,
     _lowest,
 )
-from lenna_core.op_timing import OP_KEY, edge_keys, zero_cell
-from lenna_core.search_space import DARTS_SPACE
+from lenna_core.latency.op_timing import OP_KEY, edge_keys, zero_cell
+from lenna_core.space.search_space import DARTS_SPACE
 
 SPEC = SamplingSpec(channels=(4, 8), layers=(5,), image_sizes=(8,))
 
@@ -214,7 +214,7 @@ def test_bad_tables_are_refused():
     with pytest.raises(ValueError, match="lacks the columns"):
         OpLatencyTable(table.ops.drop(columns=["stride"]), table.fixed)
     with pytest.raises(ValueError, match="different search spaces"):
-        from lenna_core.search_space import SearchSpace
+        from lenna_core.space.search_space import SearchSpace
         table.merge(OpLatencyTable(table.ops, table.fixed, SearchSpace(steps=3)))
     merged = table.merge(made_up_table([CellContext(False, False, 16, 16, 8, 4)]))
     assert len(merged.fixed) == 2 and merged.missing([context]) == []

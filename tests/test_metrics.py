@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lenna_core.metrics import (
+from lenna_core.latency.metrics import (
     compare_models,
     latency_metrics,
     noise_floor,

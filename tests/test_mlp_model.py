@@ -11,14 +11,14 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from lenna_core.blocks import CellContext
-from lenna_core.dataset import SamplingSpec, probability_columns, sample_block
-from lenna_core.encoder import BlockEncoder, contexts_from_frame, op_macs
-from lenna_core.lookup_table import LookupTableModel, MissingLatencyError, OpLatencyTable
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.op_timing import OP_KEY, edge_keys
-from lenna_core.profiler import machine_fingerprint
-from lenna_core.search_space import DARTS_SPACE, SearchSpace
+from lenna_core.latency.blocks import CellContext
+from lenna_core.latency.dataset import SamplingSpec, probability_columns, sample_block
+from lenna_core.latency.encoder import BlockEncoder, contexts_from_frame, op_macs
+from lenna_core.latency.lookup_table import LookupTableModel, MissingLatencyError, OpLatencyTable
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.latency.op_timing import OP_KEY, edge_keys
+from lenna_core.latency.profiler import machine_fingerprint
+from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 
 
 def synthetic(rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Tests for lenna_core.network and the stack builder it shares with the supernet."""
+"""Tests for lenna_core.space.network and the stack builder it shares with the supernet."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from lenna_core.cells import FixedCell, build_cell_stack, check_input, reduction_layers
-from lenna_core.genotypes import DARTS_V1, DARTS_V2
-from lenna_core.network import NetworkCIFAR, NetworkImageNet, count_parameters
-from lenna_core.operations import FactorizedReduce
-from lenna_core.supernet import SearchNetwork
+from lenna_core.space.cells import FixedCell, build_cell_stack, check_input, reduction_layers
+from lenna_core.space.genotypes import DARTS_V1, DARTS_V2
+from lenna_core.space.network import NetworkCIFAR, NetworkImageNet, count_parameters
+from lenna_core.space.operations import FactorizedReduce
+from lenna_core.space.supernet import SearchNetwork
 
 
 def test_darts_v2_cifar_parameter_count():

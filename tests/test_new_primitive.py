@@ -7,16 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from lenna_core import operations
-from lenna_core.blocks import CellContext
-from lenna_core.dataset import SamplingSpec, generate_dataset, read_dataset
-from lenna_core.encoder import BlockEncoder, edge_macs
-from lenna_core.estimators import FlopsEstimator, LookupTableEstimator, MLPEstimator, TargetConfig
-from lenna_core.lookup_table import LookupTableModel, OpLatencyTable
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.search_space import SearchSpace
-from lenna_core.single_path import sample_active
-from lenna_core.supernet import SearchNetwork
+from lenna_core.latency.blocks import CellContext
+from lenna_core.latency.dataset import SamplingSpec, label_dataset, read_dataset
+from lenna_core.latency.encoder import BlockEncoder, edge_macs
+from lenna_core.latency.lookup_table import LookupTableModel, OpLatencyTable
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.search.estimators import (
+    FlopsEstimator,
+    LookupTableEstimator,
+    MLPEstimator,
+    TargetConfig,
+)
+from lenna_core.space import operations
+from lenna_core.space.search_space import SearchSpace
+from lenna_core.space.single_path import sample_active
+from lenna_core.space.supernet import SearchNetwork
 
 PRIMITIVES = ("none", "skip_connect", "sep_conv_3x3", "conv_1x1")
 
@@ -47,8 +52,8 @@ def test_a_registered_primitive_runs_through_every_layer(space, tmp_path):
     assert all(op in PRIMITIVES for op, _ in net.genotype().normal)
 
     spec = SamplingSpec(channels=(4,), layers=(3,), image_sizes=(8,))
-    generate_dataset(tmp_path / "d.csv", range(40), labeler, {"name": "macs"}, spec=spec,
-                     space=space, progress=False)
+    label_dataset(tmp_path / "d.csv", range(40), labeler, {"name": "macs"}, spec=spec,
+                  space=space, progress=False)
     frame = read_dataset(tmp_path / "d.csv")
     assert "p_00_conv_1x1" in frame.columns
     features = BlockEncoder(space).fit(frame).transform(frame)

@@ -88,17 +88,12 @@ def test_every_committed_figure_is_named_after_its_chapter():
     assert not stray, f"figures not named NN_* after the chapter that draws them: {stray}"
 
 
-#: Code cells over 15 lines that chapters still have (the parameters cell and the imports cell
-#: after it aside): logic still to move into lenna_core. The count may only fall; a chapter that
-#: gains a long cell fails here.
-LONG_CELLS_LEFT = {"02_binary_gate_convergence": 4, "04_mlp_modelling": 2}
-
-
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_chapter_code_cells_stay_short(source: Path):
     code = [c for c in jupytext.read(source).cells if c.cell_type == "code"]
     first = next(i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
     long = [i for i, c in enumerate(code)
             if i not in (first, first + 1) and len(c.source.splitlines()) > 15]
-    assert len(long) <= LONG_CELLS_LEFT.get(source.stem, 0), (
+    # The parameters cell and the imports cell after it aside, no code cell is over 15 lines.
+    assert not long, (
         f"{source.name}: code cells {long} are over 15 lines; move their logic into lenna_core")

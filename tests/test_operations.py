@@ -1,4 +1,4 @@
-"""Tests for lenna_core.operations: the registry of DARTS primitives and its constructors."""
+"""Tests for lenna_core.space.operations: the registry of DARTS primitives and its constructors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lenna_core.operations import (
+from lenna_core.space.operations import (
     OPS,
     PRIMITIVES,
     FactorizedReduce,

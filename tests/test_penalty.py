@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lenna_core.penalty import (
+from lenna_core.search.penalty import (
     HingePenalty,
     LinearPenalty,
     MultiplicativePenalty,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lenna_core.profiler import (
+from lenna_core.latency.profiler import (
     LatencyResult,
     cpu_threads,
     machine_fingerprint,
@@ -114,3 +114,38 @@ def test_fingerprint_names_the_machine():
     if Path("/proc/cpuinfo").exists():  # Linux: the numbers that tell same-named CPUs apart
         assert re.fullmatch(r"\d+/\d+", info["cpu_family_model"])
         assert info["cpu_isa"] in ("avx512f", "avx2", "avx", "sse4_2")
+
+
+class _ScriptedClock:
+    """A pass clock that reads its times from a list: the seam a device plugs into."""
+
+    name = "scripted"
+
+    def __init__(self, times):
+        self.times, self.calls = list(times), 0
+
+    def time_pass(self, run, *args):
+        run(*args)
+        self.calls += 1
+        return self.times.pop(0)
+
+
+def test_measure_latency_times_every_pass_with_the_given_clock():
+    clock = _ScriptedClock([3.0, 1.0, 2.0])
+    result = measure_latency(torch.nn.Identity(), (1, 2), repeats=3, warmup=2, clock=clock)
+    assert result.times_ms == (3.0, 1.0, 2.0) and clock.calls == 3
+
+
+def test_each_device_has_its_own_default_clock():
+    from lenna_core.latency.profiler import ThreadCpuClock, WallClock, clock_for
+    assert isinstance(clock_for("cpu"), WallClock)
+    thread = measure_latency(torch.nn.Linear(64, 64), (8, 64), repeats=3, warmup=1,
+                             clock=ThreadCpuClock())
+    assert all(t >= 0 for t in thread.times_ms)
+
+
+def test_the_reference_ratio_is_a_pass_over_the_next_reference_pass():
+    from lenna_core.latency.reference_clock import ReferenceClock
+    clock = ReferenceClock(clock=_ScriptedClock([3.0, 1.5, 8.0]))
+    assert clock.time_against(torch.nn.Identity(), [(1, 2)]) == (3.0, 2.0)
+    assert clock.tick() == 8.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lenna_core.results_page import ANCHORS, anchors_table
+from lenna_core.book.results_page import ANCHORS, anchors_table
 
 
 def test_anchors_table_scores_each_mlp_three_ways():

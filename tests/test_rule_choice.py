@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lenna_core.rule_choice import UNMATCHED, choose_rule
+from lenna_core.latency.rule_choice import UNMATCHED, choose_rule
 
 
 def _pooled(rows):
@@ -42,3 +42,29 @@ def test_bad_candidates_are_named():
         choose_rule(pooled, "LENNA", [])
     with pytest.raises(ValueError, match="zzz"):
         choose_rule(pooled, "LENNA", ["zzz"])
+
+
+def test_the_sweep_names_its_rules_per_setting():
+    from lenna_core.latency.convergence import LennaRule
+    from lenna_core.latency.rule_choice import standard_error_sweep
+    sweep, by_setting = standard_error_sweep({"LENNA": LennaRule()}, [(1, 0), (3, 1)], [8, 30],
+                                             (0.01, 0.1), 3)
+    assert list(by_setting) == [(1, 0, 8), (1, 0, 30), (3, 1, 8), (3, 1, 30)]
+    assert len(sweep) == 1 + 4 * 3 and all(len(v) == 3 for v in by_setting.values())
+    rule = sweep[by_setting[3, 1, 30][-1]]
+    assert (rule.timings_per_reset, rule.warmup_per_reset, rule.min_resets) == (3, 1, 30)
+    assert rule.target_rel_error == pytest.approx(0.1)
+
+
+def test_matched_settings_table_has_a_row_per_criterion_and_setting():
+    from lenna_core.latency.convergence import LennaRule, StandardErrorRule
+    from lenna_core.latency.rule_choice import matched_settings
+    a, b = StandardErrorRule(0.02), StandardErrorRule(0.05)
+    pooled = _pooled([LENNA, (a.name, 50.0, 0.019, 0.05), (b.name, 20.0, 0.04, 0.01)])
+    sweep = {"LENNA": LennaRule(), a.name: a, b.name: b}
+    table, matched = matched_settings(pooled.assign(resets_mean=10.0), "LENNA",
+                                      {(1, 0, 8): [a.name, b.name]}, sweep)
+    assert list(table["matched on"]) == ["own", "own + common"]
+    assert matched["own", 1, 0, 8].name == a.name and matched["own + common", 1, 0, 8] is None
+    assert table.loc[0, "LENNA / these passes"] == pytest.approx(300 / 50)
+    assert table.loc[1, ["target", "passes per label"]].isna().all()

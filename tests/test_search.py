@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from lenna_core import load_dataset
-from lenna_core.estimators import FlopsEstimator, MLPEstimator, TargetConfig
-from lenna_core.file_checks import load_torch
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.penalty import LinearPenalty
-from lenna_core.search import LatencyAwareSearch, SearchConfig
-from lenna_core.search_step import unrolled_arch_step
-from lenna_core.supernet import SearchNetwork
+from lenna_core.latency.file_checks import load_torch
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.search.estimators import FlopsEstimator, MLPEstimator, TargetConfig
+from lenna_core.search.loop import LatencyAwareSearch, SearchConfig
+from lenna_core.search.penalty import LinearPenalty
+from lenna_core.search.step import unrolled_arch_step
+from lenna_core.space.supernet import SearchNetwork
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TINY = SearchConfig(C=2, layers=3, epochs=2, batch_size=16, steps_per_epoch=3,

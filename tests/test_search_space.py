@@ -1,13 +1,13 @@
-"""Tests for lenna_core.search_space: edge bookkeeping, DARTS derivation and validation."""
+"""Tests for lenna_core.space.search_space: edge bookkeeping, DARTS derivation and validation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lenna_core.genotypes import Genotype
-from lenna_core.operations import PRIMITIVES
-from lenna_core.search_space import DARTS_SPACE, SearchSpace
+from lenna_core.space.genotypes import Genotype
+from lenna_core.space.operations import PRIMITIVES
+from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 
 IDX = {name: k for k, name in enumerate(PRIMITIVES)}
 

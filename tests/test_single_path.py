@@ -1,4 +1,4 @@
-"""Tests for lenna_core.single_path: sampled single-path cells, what the profiler times."""
+"""Tests for lenna_core.space.single_path: sampled single-path cells, what the profiler times."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lenna_core.cells import FixedCell
-from lenna_core.operations import PRIMITIVES, make_op
-from lenna_core.search_space import DARTS_SPACE, SearchSpace
-from lenna_core.single_path import sample_active, sample_single_path_cell, single_path_cell
+from lenna_core.space.cells import FixedCell
+from lenna_core.space.operations import PRIMITIVES, make_op
+from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
+from lenna_core.space.single_path import sample_active, sample_single_path_cell, single_path_cell
 
 
 def random_probs(space: SearchSpace = DARTS_SPACE, seed: int = 0) -> torch.Tensor:

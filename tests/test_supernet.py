@@ -1,4 +1,4 @@
-"""Tests for lenna_core.supernet and lenna_core.mixed_op: softmax and binary-gate modes.
+"""Tests for lenna_core.space.supernet and lenna_core.space.mixed_op: softmax and binary-gate modes.
 
 The statistical tests use seeded generators, so they are deterministic; their tolerances
 (4 standard errors, chi-square p > 1e-3) are what a correct sampler passes with probability
@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import chisquare
 
-from lenna_core.mixed_op import MixedOp
-from lenna_core.operations import PRIMITIVES
-from lenna_core.search_space import DARTS_SPACE, SearchSpace
-from lenna_core.search_step import arch_step, weight_step
-from lenna_core.single_path import sample_active
-from lenna_core.supernet import SearchNetwork, frozen_arch
+from lenna_core.search.step import arch_step, weight_step
+from lenna_core.space.mixed_op import MixedOp
+from lenna_core.space.operations import PRIMITIVES
+from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
+from lenna_core.space.single_path import sample_active
+from lenna_core.space.supernet import SearchNetwork, frozen_arch
 
 LOGITS = [2.0, 1.0, 0.0, -1.0, 0.5, 0.0, 0.0, 0.0]
 

@@ -7,18 +7,18 @@ import pandas as pd
 import pytest
 
 from lenna_core import load_dataset
-from lenna_core import search as search_module
-from lenna_core.estimators import FlopsEstimator, TargetConfig
-from lenna_core.evaluation import LatencyMeter
-from lenna_core.search import SearchConfig
-from lenna_core.sweep import (
+from lenna_core.search import loop as search_module
+from lenna_core.search.estimators import FlopsEstimator, TargetConfig
+from lenna_core.search.evaluation import LatencyMeter
+from lenna_core.search.loop import SearchConfig
+from lenna_core.search.sweep import (
     best_at_matched_accuracy,
     findings,
     measure_session,
     pareto_mask,
     prediction_errors,
     run_sweep,
-    summarise,
+    summarise_sweep,
     sweep_points,
 )
 
@@ -60,7 +60,7 @@ def fake_results() -> pd.DataFrame:
 
 
 def test_summary_and_matched_accuracy():
-    summary = summarise(fake_results())
+    summary = summarise_sweep(fake_results())
     base = summary[summary["estimator"] == "none"].iloc[0]
     assert base["acc_mean"] == pytest.approx(97.1) and base["latency_mean"] == 31.0
     one = summary[summary["lam"] == 1.0].iloc[0]
@@ -126,7 +126,7 @@ def test_runs_side_by_side_in_worker_processes_find_what_one_process_finds(tmp_p
 
 def test_measurement_session_retimes_every_network_and_recalibrates():
     from lenna_core import DARTS_V1, DARTS_V2
-    from lenna_core.evaluation import calibration_genotypes
+    from lenna_core.search.evaluation import calibration_genotypes
 
     class Fixed(FlopsEstimator):
         unit = "ms"
@@ -147,9 +147,9 @@ def test_measurement_session_retimes_every_network_and_recalibrates():
 
 def test_findings_state_the_matched_setting_and_the_errors():
     results = fake_results()
-    lines = findings(summarise(results), prediction_errors(results), tolerance=1.0)
+    lines = findings(summarise_sweep(results), prediction_errors(results), tolerance=1.0)
     assert lines[0].startswith("Plain DARTS (lambda 0): 97.10 ± 0.10% test accuracy, 31.0")
     assert any(line.startswith("mlp: at lambda 1 the cells run 32.3% faster") for line in lines)
     assert any("mlp (calibrated): median |predicted - measured|" in line for line in lines)
     single = results[results["seed"] == 0]
-    assert "one seed" in findings(summarise(single), prediction_errors(single))[0]
+    assert "one seed" in findings(summarise_sweep(single), prediction_errors(single))[0]

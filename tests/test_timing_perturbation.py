@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from lenna_core.blocks import CellContext
-from lenna_core.profiler import machine_fingerprint, measure_latency
-from lenna_core.rule_replay import record_stream
-from lenna_core.search_space import DARTS_SPACE
-from lenna_core.timing_perturbation import perturb, perturbation_settings
+from lenna_core.latency.blocks import CellContext
+from lenna_core.latency.profiler import machine_fingerprint, measure_latency
+from lenna_core.latency.rule_replay import record_stream
+from lenna_core.latency.timing_perturbation import perturb, perturbation_settings
+from lenna_core.space.search_space import DARTS_SPACE
 
 
 def test_off_unless_the_variable_is_set(monkeypatch):
@@ -61,7 +61,7 @@ class _SteppingClock:
 
 
 def test_profiler_timings_are_the_clock_times_the_seeded_factors(monkeypatch):
-    monkeypatch.setattr("lenna_core.profiler.time", _SteppingClock(1e-3))  # 1 ms per pass
+    monkeypatch.setattr("lenna_core.latency.profiler.time", _SteppingClock(1e-3))  # 1 ms per pass
     monkeypatch.setenv("LENNA_PERTURB_TIMINGS", "5")
     monkeypatch.setenv("LENNA_PERTURB_AMPLITUDE", "0.3")
     result = measure_latency(nn.Identity(), (1, 2), repeats=50, warmup=0)
@@ -73,7 +73,7 @@ def test_profiler_timings_are_the_clock_times_the_seeded_factors(monkeypatch):
 
 
 def test_reset_wall_times_are_perturbed_too(monkeypatch):
-    monkeypatch.setattr("lenna_core.rule_replay.time", _SteppingClock(1.0))  # 1 s per reset
+    monkeypatch.setattr("lenna_core.latency.rule_replay.time", _SteppingClock(1.0))  # 1 s per reset
     monkeypatch.setenv("LENNA_PERTURB_TIMINGS", "1")
     context = CellContext(False, False, 4, 4, 2, 4, 1)
     probs = torch.full((DARTS_SPACE.num_edges, DARTS_SPACE.num_ops), 1 / DARTS_SPACE.num_ops)

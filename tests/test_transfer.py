@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from lenna_core.dataset import read_dataset
-from lenna_core.device_identity import DeviceMismatchWarning, device_identity
-from lenna_core.encoder import contexts_from_frame
-from lenna_core.lookup_table import LookupTableModel, OpLatencyTable, frame_probabilities
-from lenna_core.mlp_model import MLPLatency
-from lenna_core.transfer import METHODS, AdaptedLatency, adapt, cross_validate, fit_method
+from lenna_core.latency.dataset import read_dataset
+from lenna_core.latency.device_identity import DeviceMismatchWarning, device_identity
+from lenna_core.latency.encoder import contexts_from_frame
+from lenna_core.latency.lookup_table import LookupTableModel, OpLatencyTable, frame_probabilities
+from lenna_core.latency.mlp_model import MLPLatency
+from lenna_core.latency.transfer import METHODS, AdaptedLatency, adapt, cross_validate, fit_method
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -145,7 +145,7 @@ def test_a_device_whose_ops_cost_otherwise_is_learnt_from_its_op_table(shipped, 
 
 
 def test_available_methods_follow_k_the_prior_and_the_table(shipped, blocks):
-    from lenna_core.transfer import available_methods
+    from lenna_core.latency.transfer import available_methods
 
     assert available_methods(shipped, 4) == ["none", "scale", "log_affine",
                                              "recalibrated_table"]

@@ -1,0 +1,70 @@
+"""Figures and findings for the transfer of a latency model to a new device (chapter 7)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from lenna_core.latency.device_identity import describe_differences
+from lenna_core.latency.labeller import DEFAULT_RULE
+
+
+def before_after(y_true: pd.Series, predictions: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """Within +-10% (%), MAPE (%) and Kendall tau of each named prediction of ``y_true``."""
+    from lenna_core.latency.metrics import compare_models
+
+    table = compare_models(y_true, predictions)
+    return table[["n", "within_10_pct", "mape_pct", "kendall_tau"]]
+
+
+def plot_transfer_curves(curves: pd.DataFrame, metric: str = "within_10_pct") -> plt.Figure:
+    """One panel per device of ``curves`` (benchmarks/transfer.py ``--out``): ``metric``
+    against the number of labelled blocks k, one line per method."""
+    devices = list(dict.fromkeys(curves["device"]))
+    if not devices:
+        raise ValueError("curves is empty: write it with benchmarks/transfer.py --out")
+    fig, axes = plt.subplots(1, len(devices), figsize=(6.5 * len(devices) + 2.5, 4.2),
+                             squeeze=False, layout="constrained")
+    for ax, device in zip(axes[0], devices):
+        part = curves[curves["device"] == device]
+        for method, group in part.groupby("method", sort=False):
+            group = group.sort_values("k")
+            style = "k-o" if method.startswith("adapt") else "-o"
+            ax.plot(group["k"], group[metric], style, ms=4, lw=2 if "adapt" in method else 1,
+                    label=method)
+        column = f"ceiling_{metric}"
+        if column in part and metric == "within_10_pct":
+            ax.axhline(part[column].iloc[0], color="0.4", ls="--", lw=1,
+                       label="perfect predictor (ceiling)")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(-1, part["k"].max() * 1.1)
+        ax.set(xlabel="blocks labelled on the device (k)",
+               ylabel={"within_10_pct": "held-out blocks within ±10% (%)",
+                       "mape_pct": "MAPE (%)", "kendall_tau": "Kendall tau"}.get(metric, metric),
+               title=device)
+        ax.set_xticks(sorted(part["k"].unique()), [str(k) for k in sorted(part["k"].unique())])
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    return fig
+
+
+def transfer_findings(differences: Mapping[str, tuple], table: pd.DataFrame, method: str,
+                      k: int, seconds: float, held_out: int, speed: float) -> list[str]:
+    """The chapter's findings as sentences, from its own variables; ``speed`` is the median
+    ratio of this machine's labels to the shipped model's predictions."""
+    before, after = table.iloc[0], table.iloc[-1]
+    where = (f"differs from the reference device in {describe_differences(differences)}"
+             if differences else "matches the reference device in every recorded field")
+    return [
+        f"**This machine** {where}.",
+        f"**Before adapting**, the shipped model predicts {before.within_10_pct:.0f}% of "
+        f"{held_out} blocks labelled here within ±10% (MAPE {before.mape_pct:.1f}%, Kendall "
+        f"tau {before.kendall_tau:.2f}); a block takes {speed:.2f}x the reference "
+        "device's time here (median), and the order of the blocks changes too.",
+        f"**After adapting** from {k} blocks labelled in {seconds:.0f} s, cross-validation "
+        f"chose `{method}`: {after.within_10_pct:.0f}% within ±10% (MAPE "
+        f"{after.mape_pct:.1f}%, Kendall tau {after.kendall_tau:.2f}) on the same held-out "
+        "blocks, whose labels carry their own noise (each a standard label's relative "
+        f"standard error, at most {DEFAULT_RULE.target_rel_error:.0%}).",
+    ]
