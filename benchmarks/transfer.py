@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lenna_core.latency.dataset import read_metadata
 from lenna_core.latency.device_folder import read_device_folder
 from lenna_core.latency.label_noise import mean_of_two
 from lenna_core.latency.lookup_table import OpLatencyTable
@@ -41,13 +42,20 @@ def load_device(folder: Path) -> dict:
     second = frames["precise_repeat"].set_index("row_id")
     pool = frames["pool"]
     ids = sorted(set(first.index[first.status == "ok"]) & set(second.index[second.status == "ok"]))
-    # Evaluation blocks must be independent of the calibration blocks (other row ids).
-    ids = [i for i in ids if i not in set(pool["row_id"])]
+    # Evaluation blocks must be independent of the calibration blocks: a row id stands for
+    # the same block only under the same seed (newer pools are drawn with another one).
+    files = checked["manifest"]["files"]
+    seeds = {role: read_metadata(folder / files[role])["settings"]["seed"]
+             for role in ("pool", "precise")}
+    if seeds["pool"] == seeds["precise"]:
+        ids = [i for i in ids if i not in set(pool["row_id"])]
     evaluation = first.loc[ids].reset_index()
     evaluation["first_ms"] = first.loc[ids, "latency_ms"].to_numpy()
     evaluation["second_ms"] = second.loc[ids, "latency_ms"].to_numpy()
     evaluation["latency_ms"] = mean_of_two(evaluation.first_ms, evaluation.second_ms)
-    pool = pool[(pool.status == "ok") & ~pool.row_id.isin(ids)].reset_index(drop=True)
+    pool = pool[(pool.status == "ok") & (~pool.row_id.isin(ids)
+                                         | (seeds["pool"] != seeds["precise"]))]
+    pool = pool.reset_index(drop=True)
     tables = checked["manifest"].get("tables", {})
     table = (OpLatencyTable.from_csv(folder / tables["op_table"]) if "op_table" in tables
              else None)
@@ -59,13 +67,23 @@ def score_transfers(source: MLPLatency, device: dict, ks: list[int], methods: li
                     repeats: int, seed: int) -> pd.DataFrame:
     """Mean scores over ``repeats`` draws of k pool blocks, per k and method."""
     evaluation, pool = device["evaluation"], device["pool"]
+    # Only methods whose tables price every block of the device (a model whose op table
+    # holds batch-1 ops alone cannot price a batch-8 block, however it is adapted).
+    priced = available_methods(source, max(ks), device["table"], methods,
+                               X=pd.concat([pool, evaluation], ignore_index=True))
+    left_out = [m for m in available_methods(source, max(ks), device["table"], methods)
+                if m not in priced]
+    if left_out:
+        print(f"   left out: {left_out} (they predict through the model's own op table, "
+              "which lacks these blocks' ops)")
     rows = []
     for k in ks:
         for r in range(repeats if k > 0 else 1):
             picked = pool.sample(n=k, random_state=seed + r) if k else pool.iloc[:0]
             y = picked["latency_ms"].to_numpy()
             table = device["table"]
-            candidates = available_methods(source, k, table, methods)
+            candidates = [m for m in available_methods(source, k, table, methods)
+                          if m in priced]
             for method in candidates:
                 started = time.perf_counter()
                 model = fit_method(source, method, picked, y, seed=seed + r, table=table)

@@ -137,8 +137,8 @@ plt.show()
 # committed table was measured with both cores otherwise idle, ten times over, each key
 # keeping its lowest median; its metadata records the rest. Ten rounds, not three: an op
 # timed alone has no reference cell to cancel this machine's slow speed phases, and on the
-# machine of 2026-12-03 a three-round table, calibrated, ranked the held-out blocks with
-# Kendall tau 0.77 against their precise labels (chapter 4), a ten-round one with 0.88.
+# machine of 2026-12-03 a three-round table, calibrated, ranked the held-out blocks clearly
+# worse against their precise labels (chapter 4) than a ten-round one.
 
 # %%
 data = ds.read_dataset(dataset_path)
@@ -221,16 +221,17 @@ plt.show()
 
 # %% [markdown]
 # **Where additivity breaks on this CPU.** The ratios above are measured now and move from
-# run to run; two things held in every run we made. On a quiet core (`wall_over_cpu` near
-# 1), the median cell costs 1.1-1.2 times its fixed cost plus the sum of its ops, by
-# either clock: a bias, where LENNA's GPU showed none (0.998). An op timed alone in a hot
+# run to run; the findings below print this run's. On a quiet core (`wall_over_cpu` near
+# 1), the median cell has cost somewhat more than its fixed cost plus the sum of its ops in
+# every run we made, by either clock: a bias, where LENNA's GPU showed none (its edge means
+# summed to 0.998 of the block). An op timed alone in a hot
 # loop runs with its weights, its input and its kernels' code in the caches; inside a cell
 # it follows other ops. Single cells scatter widely around that median (from about half
 # to over twice), more than any trend with block size that our few runs could separate. On a
 # shared core, additivity breaks outright: an op of a few tens of microseconds fits
 # between the other processes' time slices and its median stays clean, while a cell of
-# several milliseconds spans them, so by the wall clock the cell costs 2-5 times its sum
-# (we saw this while other jobs ran), and even the CPU clock rises, since every switch
+# several milliseconds spans them, so by the wall clock the cell costs several times its
+# sum (we saw this while other jobs ran), and even the CPU clock rises, since every switch
 # evicts the cell's data from the caches. The table, the dataset and any comparison
 # between them must come from a core that nothing else uses. The single first pass
 # (`first_pass_ratio`), timed as the labels are, is slower still than the warm median.
@@ -317,9 +318,10 @@ print(f"  the labels sit {calibrated.offset_:.2f} ms above {calibrated.scale_:.2
 # the committed dataset, table and seed.
 #
 # - **Additivity is biased on a quiet core and broken on a shared one.** A warm cell costs
-#   about 1.1-1.2 times its fixed cost plus the sum of its ops (LENNA's GPU: 0.998), with a
-#   wide scatter from cell to cell; on a core shared with other work the wall-clock ratio
-#   is 2-5, because a cell spans the other processes' time slices and a single op does not.
+#   more than its fixed cost plus the sum of its ops (the ratio printed above; LENNA's GPU:
+#   0.998), with a wide scatter from cell to cell; on a core shared with other work the
+#   wall-clock ratio grows several-fold, because a cell spans the other processes' time
+#   slices and a single op does not.
 # - **The pure table sum ranks blocks well but prices them low.** Its Kendall tau against
 #   the labels is as high as the agreement of two labellings, but every block is predicted
 #   well below its label (the calibration line). The labels are expressed in units of a

@@ -426,8 +426,8 @@ display(Markdown(findings))
 #   timed at the same moment, chapter 3's labels time a fixed reference cell right after each
 #   sampled cell and average the *ratio* (times the reference's calibrated latency), with the
 #   standard-error rule on the ratios: one timing per reset, no warm-up (the ops are warmed
-#   once per block), at least 8 resets, target 4%. On this CPU that brought two independent
-#   labellings of the same blocks to about 5% apart (chapter 3's noise floor). The rule above
-#   is the best one for plain timings; with the ratio, fewer resets suffice.
+#   once per block), at least 8 resets, target 4%. Chapter 3's noise floor shows how far
+#   apart two independent labellings of the same blocks then are. The rule above is the best
+#   one for plain timings; with the ratio, fewer resets suffice.
 # - Interleaving is what brings two processes within a few percent: chapter 5 times the
 #   networks it compares in one interleaved session for the same reason.

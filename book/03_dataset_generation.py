@@ -50,13 +50,15 @@
 #
 # and the same with `--run-tag precise_repeat` into `latency_dataset_precise_repeat.csv`:
 # three pass pairs per reset, and the op table's prediction for each drawn cell as a control
-# variate, 2.7 s per block. The two precise labellings disagree by 2.4% (MAPE; 98.8% within
-# ±10%), against 5.1% for two standard ones. That is about 2.1% of noise per label against the
-# 1% each one claims: part of a label's error does not shrink with more resets.
+# variate (the seconds per block are in the files' `seconds` column). Chapter 4 prints how far
+# apart the two precise labellings are, against two standard ones: closer, but by less than
+# their claimed standard errors promise; part of a label's error does not shrink with more
+# resets.
 #
 # Labels from another machine cannot join a dataset. The same blocks, timed on the machine of
-# 2026-12-03, ran 11% slower, relative to the reference cell, than on the machine that
-# labelled the first reference dataset (2026-11-23). So that day the dataset, its noise floor,
+# 2026-12-03, ran slower, relative to the reference cell, than on the machine that labelled
+# the first reference dataset (2026-11-23), by more than a label's standard error. So that day
+# the dataset, its noise floor,
 # the derived-cell blocks, the op table (chapter 1) and the precise labels were all measured
 # again, in one session, on one machine.
 #
@@ -203,12 +205,12 @@ plt.show()
 # %% [markdown]
 # ### Why two labellings can disagree this much
 #
-# The cell below times one fixed single-path cell in consecutive windows of 50 passes. On
-# this machine the window medians move by far more than a label's 4% standard error, within
-# seconds and on an idle machine too. A label made of plain timings inherits the phase it was
-# measured in: in our first attempt, two labellings of the same 300 blocks disagreed by 22% on
-# average (MAPE) although each label's own standard error was 4%. The interleaved reference
-# cell divides the phase out; the noise floor above is what remains.
+# The cell below times one fixed single-path cell in consecutive windows of 50 passes and
+# prints how far the window medians move, against a label's 4% standard-error target; when
+# they move by more, within seconds and on an idle machine too, a label made of plain timings
+# inherits the phase it was measured in. In our first attempt, two labellings of the same
+# 300 blocks disagreed by several times the standard error each label claimed. The
+# interleaved reference cell divides the phase out; the noise floor above is what remains.
 
 # %% tags=["nbval-ignore-output"]
 drift = ds.timing_drift(data.iloc[0], space=None, windows=6, passes=50)

@@ -17,7 +17,8 @@
 # **What this page answers.** The book's headline numbers in one place, read from the files
 # the chapters wrote: how well the latency predictors of chapter 4 do next to the published
 # anchors, and the accuracy/latency front of the searches of chapter 5, with the machine
-# they were measured on. Nothing is computed here that a chapter did not compute.
+# they were measured on. Nothing is measured here; the conclusions at the end pair the
+# searches of chapter 5 seed by seed.
 #
 # | parameter | meaning | unit / range |
 # |---|---|---|
@@ -46,7 +47,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lenna_core.book.chapter import setup_book
-from lenna_core.book.results_page import anchors_table
+from lenna_core.book.results_page import anchors_table, conclusions
 from lenna_core.book.search_plots import plot_pareto
 from lenna_core.latency.device_folder import dataset_identity
 from lenna_core.latency.device_identity import (
@@ -143,6 +144,17 @@ summary[["estimator", "lam", "seeds", "acc_mean", "acc_std", "latency_mean", "la
 # %% tags=["nbval-ignore-output"]
 errors = sw.prediction_errors(search)
 display(Markdown("\n".join(f"- {line}" for line in sw.findings(summary, errors, tolerance))))
+
+# %% [markdown]
+# ## Conclusions
+#
+# The introduction's two questions, answered from the results above. Each change pairs a
+# setting's run with plain DARTS's run of the same seed, and carries its 95% interval over
+# the seeds: with a few seeds of a short search, only a change whose interval excludes zero
+# is a finding.
+
+# %% tags=["nbval-ignore-output"]
+display(Markdown(conclusions(search, summary, precise, tolerance)))
 
 # %% [markdown]
 # ## References

@@ -404,3 +404,17 @@ def test_perturbed_and_real_timings_do_not_share_a_dataset(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="timing_perturbation=None.*LENNA_PERTURB_TIMINGS"):
         label_dataset(path, range(5), fake_labeler, RULE, spec=SMALL, progress=False)
     assert path.read_bytes() == content
+
+
+def test_cli_labels_at_another_batch_size_and_records_it(tmp_path):
+    from lenna_core.cli.label import main
+    from lenna_core.latency.device_folder import dataset_identity
+
+    out = tmp_path / "batch2.csv"
+    data = Path(__file__).resolve().parents[1] / "data"
+    main(["--out", str(out), "--rows", "2", "--target-rel-error", "0.5", "--batch-size", "2",
+          "--scale-from", str(data / "latency_dataset.csv")])
+    frame = read_dataset(out)
+    assert (frame["batch_size"] == 2).all() and (frame["status"] == "ok").all()
+    assert read_metadata(out)["settings"]["spec"]["batch_size"] == 2
+    assert dataset_identity(out)["batch_size"] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,34 @@ def test_missing_manifest_or_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="files is empty"):
         write_manifest(tmp_path, {})
 
+
+
+def test_the_committed_reference_device_has_its_folder_and_manifest():
+    from lenna_core.latency.device_identity import identity_differences, identity_from_record
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    folder = read_device_folder(data)
+    assert set(folder["frames"]) == {"dataset", "noise_floor", "precise", "precise_repeat",
+                                     "derived"}
+    assert all(len(frame) for frame in folder["frames"].values())
+    model = json.loads((data / folder["manifest"]["models"]["mlp"]).with_suffix(".json")
+                       .read_text())
+    assert identity_differences(folder["manifest"]["device"],
+                                identity_from_record(model["device"])) == {}
+    assert (data / folder["manifest"]["tables"]["op_table"]).is_file()
+
+
+def test_compare_devices_names_what_differs(tmp_path):
+    from lenna_core.latency.device_folder import compare_devices, read_manifest
+
+    _dataset(tmp_path / "pool.csv")
+    write_manifest(tmp_path, {"pool": "pool.csv"})
+    recorded = read_manifest(tmp_path)["device"]
+    assert compare_devices(recorded, recorded).endswith("what differs: nothing recorded")
+    other = {**recorded, "threads": 2, "cpu_family_model": "25/17"}
+    lines = compare_devices(recorded, other).splitlines()
+    assert lines[0].startswith("timed on: ") and "2 thread(s)" in lines[0]
+    assert lines[2] == ("what differs: cpu_family_model: "
+                        f"{recorded['cpu_family_model']} -> 25/17; threads: 1 -> 2")
+    with pytest.raises(ValueError, match="manifest.json is missing"):
+        read_manifest(tmp_path / "nowhere")

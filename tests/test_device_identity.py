@@ -76,5 +76,7 @@ def test_bitwise_comparisons_only_between_machines_of_one_kind():
     assert same_float_kernels(here)
     assert not same_float_kernels(dict(here, device_name="Another CPU"))
     assert not same_float_kernels(dict(here, torch="1.0.0"))
+    assert not same_float_kernels(dict(here, cpu_family_model="1/1"))  # same name, other CPU
+    assert same_float_kernels({k: v for k, v in here.items() if k != "cpu_family_model"})
     other_path = "AVX512" if here["torch_cpu_capability"] != "AVX512" else "AVX2"
     assert not same_float_kernels(dict(here, torch_cpu_capability=other_path))

@@ -23,3 +23,20 @@ def test_anchors_table_scores_each_mlp_three_ways():
     simex = table.iloc[len(ANCHORS) + 1]
     assert simex["predictor"].endswith("against error-free labels (SIMEX)")
     assert simex["reported"] == "98.7% within ±10%, MAPE 4.21%, Kendall tau 1.951 (estimated)"
+
+
+def test_conclusions_answer_both_questions_with_intervals():
+    from test_sweep import fake_results
+
+    from lenna_core.book.results_page import conclusions
+    from lenna_core.search.sweep import summarise_sweep
+
+    results = fake_results()
+    precise = pd.DataFrame({"within_10_pct": [97.7]}, index=["MLP on lookup table"])
+    text = conclusions(results, summarise_sweep(results), precise, tolerance=1.0)
+    first, second = text.splitlines()
+    assert first.startswith("1. **Faster cells at little accuracy cost?** Yes")
+    assert "mlp at lambda 1: latency -32.3 ±" in first and "accuracy -0.50 ± 0.00" in first
+    assert "came from the mlp penalty (mlp: 97.7% of held-out blocks" in second
+    strict = conclusions(results, summarise_sweep(results), precise, tolerance=0.1)
+    assert "No setting kept the mean accuracy within 0.1 point" in strict

@@ -153,3 +153,44 @@ def test_findings_state_the_matched_setting_and_the_errors():
     assert any("mlp (calibrated): median |predicted - measured|" in line for line in lines)
     single = results[results["seed"] == 0]
     assert "one seed" in findings(summarise_sweep(single), prediction_errors(single))[0]
+
+
+def test_cross_fitted_composition_never_sees_the_network_it_predicts():
+    from lenna_core.search.evaluation import calibration_genotypes, cross_fitted_ms
+
+    genotypes = calibration_genotypes(5, seed=3)
+    blocks = dict(zip(genotypes, [1.0, 2.0, 3.0, 4.0, 10.0]))
+
+    class Known:
+        unit = "ms"
+
+        def predict_genotype(self, genotype):
+            return blocks[genotype]
+
+    measured = {g: 2.0 * b + 1.0 + 0.5 for g, b in blocks.items()}  # cells, plus 0.5 overhead
+    measured[genotypes[0]] += 3.0  # an outlier only its own fit would have absorbed
+    table = cross_fitted_ms(Known(), genotypes, measured, overhead_ms=0.5)
+    clean = {g: m for g, m in measured.items() if g != genotypes[0]}
+    exact = cross_fitted_ms(Known(), genotypes[1:], clean, overhead_ms=0.5)
+    assert exact["cross_fitted_ms"].round(9).tolist() == [5.5, 7.5, 9.5, 21.5]
+    assert exact["extrapolated"].tolist() == [True, False, False, True]  # the ends of the range
+    # The outlier is predicted from the other four, which lie on the line: 3.5, not its 6.5.
+    assert table["cross_fitted_ms"].iloc[0] == pytest.approx(3.5)
+    with pytest.raises(ValueError, match="at least 2"):
+        cross_fitted_ms(Known(), genotypes[:1], {genotypes[0]: 1.0, genotypes[1]: 2.0}, 0.0)
+
+
+def test_paired_differences_pair_each_seed_with_its_plain_darts_run():
+    from scipy import stats
+
+    from lenna_core.search.sweep import paired_differences
+
+    d = paired_differences(fake_results(), "mlp", 1.0)
+    latency = [100 * ((20 + s) / (30 + s) - 1) for s in range(3)]
+    assert d["seeds"] == 3 and d["acc_change"] == pytest.approx(-0.5)
+    assert d["acc_ci"] == pytest.approx(0.0, abs=1e-9)  # the same change on every seed
+    assert d["latency_change_pct"] == pytest.approx(np.mean(latency))
+    assert d["latency_ci"] == pytest.approx(
+        stats.t.ppf(0.975, 2) * np.std(latency, ddof=1) / np.sqrt(3))
+    with pytest.raises(ValueError, match="no seed"):
+        paired_differences(fake_results(), "flops", 1.0)

@@ -156,3 +156,29 @@ def test_available_methods_follow_k_the_prior_and_the_table(shipped, blocks):
     plain.prior_ = None
     assert not [m for m in available_methods(plain, 50, shipped.prior_.table)
                 if "table" in m or m.startswith("remeasured")]
+
+
+def test_blocks_of_another_op_set_are_refused_by_name(shipped, blocks):
+    y = _other_device(shipped, blocks.iloc[:12])
+    renamed = blocks.iloc[:12].rename(columns=lambda c: c.replace("_max_pool_3x3", "_conv_1x1"))
+    with pytest.raises(ValueError, match=r"only in the blocks \['conv_1x1'\], only in the "
+                                         r"model \['max_pool_3x3'\]"):
+        adapt(shipped, renamed, y, methods=("scale",))
+    with pytest.raises(ValueError, match="missing edges"):
+        adapt(shipped, blocks.iloc[:12].drop(columns="p_00_none"), y, methods=("scale",))
+
+
+def test_blocks_the_model_table_cannot_price_leave_only_the_device_table(shipped, blocks):
+    from lenna_core.latency.transfer import THROUGH_SOURCE_PRIOR, available_methods
+
+    batch8 = blocks.iloc[:20].assign(batch_size=8)
+    assert available_methods(shipped, 20, X=blocks.iloc[:20]) == available_methods(shipped, 20)
+    assert available_methods(shipped, 20, X=batch8) == ["scratch"]
+    device_table = OpLatencyTable.measure(contexts_from_frame(batch8), repeats=2, warmup=0,
+                                          progress=False)
+    left = available_methods(shipped, 20, device_table, X=batch8)
+    assert left == ["remeasured_table", "remeasured_log_affine", "scratch"]
+    assert not set(left) & set(THROUGH_SOURCE_PRIOR)
+    with pytest.raises(ValueError, match="cannot price"):
+        adapt(shipped, batch8, _other_device(shipped, blocks.iloc[:20]),
+              methods=("scale", "log_affine"))

@@ -1,8 +1,11 @@
-"""The results page's tables (chapter 6): this book's predictors beside the field's anchors."""
+"""The results page (chapter 6): this book's predictors beside the field's anchors, and its
+conclusions, answering the introduction's two questions from the committed results."""
 
 from __future__ import annotations
 
 import pandas as pd
+
+from lenna_core.search.sweep import best_at_matched_accuracy, paired_differences
 
 #: Published latency predictors: (predictor, what it predicts, what it reports).
 ANCHORS = (
@@ -34,3 +37,47 @@ def anchors_table(ours: pd.DataFrame, truth: pd.DataFrame, precise: pd.DataFrame
         anchors.loc[len(anchors)] = (f"this book, {name}, against precise labels", WHAT,
                                      _scores(precise.loc[name]))
     return anchors
+
+
+def conclusions(results: pd.DataFrame, summary: pd.DataFrame, precise: pd.DataFrame,
+                tolerance: float = 1.0) -> str:
+    """Markdown answering the introduction's two questions from chapter 5's runs (``results``,
+    ``summary``) and chapter 4's scores against precise labels (``precise``); every change
+    with its 95% interval over paired seeds."""
+    matched = best_at_matched_accuracy(summary, tolerance)
+    if matched.empty:
+        return (f"1. **Faster cells?** No setting kept the mean accuracy within {tolerance:g} "
+                "point of plain DARTS in this sweep, so the question stays open here.")
+    changes = {row["estimator"]: {"lam": row["lam"],
+                                  **paired_differences(results, row["estimator"], row["lam"])}
+               for _, row in matched.iterrows()}
+    described = "; ".join(
+        f"{name} at lambda {d['lam']:g}: latency {d['latency_change_pct']:+.1f} ± "
+        f"{d['latency_ci']:.1f}%, accuracy {d['acc_change']:+.2f} ± {d['acc_ci']:.2f} points"
+        for name, d in changes.items())
+    resolved = any(d["latency_change_pct"] + d["latency_ci"] < 0 for d in changes.values())
+    first = (f"1. **Faster cells at little accuracy cost?** "
+             f"{'Yes' if resolved else 'Not resolved'} on this sweep, against plain DARTS of "
+             f"the same seed (mean of {max(d['seeds'] for d in changes.values())} paired "
+             f"seeds, 95% intervals): {described}. A change is resolved when its interval "
+             "excludes zero; an accuracy change inside its interval is no loss this sweep can "
+             "see.")
+    ranked = sorted(changes, key=lambda name: changes[name]["latency_change_pct"])
+    scores = [f"{name}: {precise.loc[row, 'within_10_pct']:.1f}% of held-out blocks within "
+              f"±10% of precise labels" for name, row in PREDICTOR_ROWS.items()
+              if name in changes and row in precise.index]
+    best, runner = changes[ranked[0]], changes[ranked[-1]]
+    overlap = (best["latency_change_pct"] + best["latency_ci"]
+               >= runner["latency_change_pct"] - runner["latency_ci"])
+    second = (f"2. **How accurate must the predictor be?** The fastest cells at matched "
+              f"accuracy came from the {ranked[0]} penalty"
+              + (f" ({'; '.join(scores)})" if scores else "")
+              + (". The estimators' latency changes overlap within their intervals: on this "
+                 "sweep the penalties cannot be told apart, so a predictor more accurate than "
+                 "the simplest one did not decide the search." if overlap else
+                 f", and its interval does not reach the {ranked[-1]} penalty's."))
+    return "\n".join([first, second])
+
+
+#: The penalty estimators whose block predictors chapter 4 scores, and their rows there.
+PREDICTOR_ROWS = {"mlp": "MLP on lookup table", "lookup_table": "lookup table, calibrated"}

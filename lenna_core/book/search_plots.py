@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lenna_core.search.sweep import BASELINE
+from lenna_core.search.sweep import BASELINE, PREDICTION_PREFIXES
 
 LABELS = {BASELINE: "plain DARTS (lambda 0)", "mlp": "MLP penalty (LENNA)",
           "lookup_table": "lookup-table penalty (ProxylessNAS)", "flops": "FLOPs penalty"}
@@ -41,18 +41,18 @@ def plot_pareto(results: pd.DataFrame, summary: pd.DataFrame, ax: Axes | None = 
 
 
 def plot_prediction_parity(results: pd.DataFrame, ax: Axes | None = None) -> Figure:
-    """Predicted vs measured latency of every derived network, raw and composition-calibrated."""
+    """Predicted vs measured latency of every derived network: raw, through the calibration
+    networks' composition, and through the cross-fitted one."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5.0))
-    columns = [c for c in results.columns
-               if c.startswith("predicted_ms_") or c.startswith("calibrated_ms_")]
+    columns = [c for c in results.columns if c.startswith(PREDICTION_PREFIXES)]
     if not columns:
         raise ValueError("results hold no predicted_ms_* column: no ms estimator was given")
     for i, column in enumerate(columns):
         kind, name = column.split("_ms_", 1)
         error = np.median(np.abs(results[column] / results["measured_ms"] - 1)) * 100
         ax.scatter(results["measured_ms"], results[column], s=18, color=f"C{i}",
-                   marker="o" if kind == "calibrated" else "x",
+                   marker={"calibrated": "o", "crossfit": "s"}.get(kind, "x"),
                    label=f"{LABELS.get(name, name)}, {kind} (median |err| {error:.1f}%)")
     lo = 0.8 * min(results["measured_ms"].min(), results[columns].min().min())
     hi = 1.2 * max(results["measured_ms"].max(), results[columns].max().max())

@@ -61,6 +61,8 @@ def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(str(err))
     if args.threads < 1:
         parser.error(f"--threads={args.threads}: must be a positive integer")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size={args.batch_size}: must be a positive integer")
     if args.core is not None:
         allowed = sorted(os.sched_getaffinity(0))
         if args.core not in allowed:
@@ -98,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="torch threads while timing (a positive integer)")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+                        help="images per forward pass of every block (a positive integer; "
+                             "HELP counts another batch size as another device)")
     parser.add_argument("--core", type=int, default=None, metavar="CORE",
                         help="pin this process to one core (a core this process may use)")
     parser.add_argument("--alpha-kinds", default=None,
@@ -136,12 +141,12 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         parser.error(str(err))
     control = OpLatencyTable.from_csv(args.control_table) if args.control_table else None
-    spec = SamplingSpec()
+    spec = SamplingSpec(batch_size=args.batch_size)
     if args.alpha_kinds:
         try:
             kinds = {k: float(v) for k, v in (item.split("=") for item in
                                               args.alpha_kinds.split(","))}
-            spec = SamplingSpec(alpha_kinds=kinds)
+            spec = SamplingSpec(alpha_kinds=kinds, batch_size=args.batch_size)
         except ValueError as err:
             parser.error(f"--alpha-kinds={args.alpha_kinds!r}: {err}")
     if args.rows < 1:

@@ -65,10 +65,9 @@ def _check_identities(folder: Path, identity: Mapping, identities: Mapping[str, 
                              "in its own folder")
 
 
-def read_device_folder(folder: str | os.PathLike) -> dict:
-    """The manifest and every dataset it names (role -> frame), checked against each other."""
-    folder = Path(folder)
-    path = folder / MANIFEST
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """A device folder's ``manifest.json`` alone (its files unread), checked for its keys."""
+    path = Path(folder) / MANIFEST
     if not path.exists():
         raise ValueError(f"{path} is missing: a device folder needs a manifest (write it with "
                          "lenna_core.latency.device_folder.write_manifest)")
@@ -76,6 +75,24 @@ def read_device_folder(folder: str | os.PathLike) -> dict:
         path, "write it again with lenna_core.latency.device_folder.write_manifest")
     require_keys(manifest, ("files", "device"), path,
                  "write it again with lenna_core.latency.device_folder.write_manifest")
+    return manifest
+
+
+def compare_devices(reference: Mapping, here: Mapping) -> str:
+    """Three lines: the device ``here`` and the ``reference`` device, with what differs."""
+    differences = identity_differences(reference, here)
+    lines = [f"timed on: {describe_device(here)}",
+             f"the latency models' device: {describe_device(reference)}",
+             "what differs: " + (describe_differences(differences) if differences
+                                 else "nothing recorded")]
+    return "\n".join(lines)
+
+
+def read_device_folder(folder: str | os.PathLike) -> dict:
+    """The manifest and every dataset it names (role -> frame), checked against each other."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    path = folder / MANIFEST
     missing = [name for name in manifest["files"].values() if not (folder / name).exists()]
     if missing:
         raise ValueError(f"{path} names files that are not in {folder}: {missing}")

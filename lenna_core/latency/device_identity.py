@@ -98,14 +98,19 @@ def check_device(recorded: Mapping, what: str, here: Mapping | None = None) -> d
 def same_float_kernels(recorded: Mapping) -> bool:
     """Whether this CPU should reproduce, bit for bit, results computed on the machine of
     ``recorded`` (a machine record, or a row with ``device_name`` and ``torch``): the same
-    processor name, torch build and kernel path (AVX2 when the record predates that field,
-    as ``scripts/cpu_isa.sh`` pinned it). Measured: two AMD EPYC families reproduce each
-    other's searches under the pin; an Intel Xeon does not (its MKL and oneDNN take other
-    code paths), so results are compared bit for bit only between machines of one kind."""
+    processor name (and family/model where recorded), torch build and kernel path (AVX2 when
+    the record predates that field, as ``scripts/cpu_isa.sh`` pinned it). Measured: two AMD
+    EPYC families reproduce each other's searches under the pin; an Intel Xeon does not (its
+    MKL and oneDNN take other code paths), so results are compared bit for bit only between
+    machines of one kind."""
     import torch
 
     kernel = recorded.get("torch_cpu_capability") or "AVX2"
     here = machine_fingerprint("cpu")
+    # A cloud VM's processor name is often generic ("Intel(R) Xeon(R) Processor"): where the
+    # record has the family/model numbers, they must agree too.
+    family_model = recorded.get("cpu_family_model")
     return (recorded.get("device_name") == here["device_name"]
             and recorded.get("torch") == here["torch"]
+            and family_model in (None, here["cpu_family_model"])
             and kernel == torch.backends.cpu.get_cpu_capability())

@@ -39,9 +39,10 @@ import torch
 from sklearn.model_selection import KFold
 from torch import nn
 
-from lenna_core.latency.block_checks import extrapolation_expected
+from lenna_core.latency.block_checks import extrapolation_expected, probability_columns
 from lenna_core.latency.blocks import CellContext
 from lenna_core.latency.device_identity import check_device, device_identity
+from lenna_core.latency.encoder import contexts_from_frame
 from lenna_core.latency.file_checks import check_schema_version, read_json, require_keys
 from lenna_core.latency.lookup_table import LookupTableModel, OpLatencyTable
 from lenna_core.latency.mlp_model import MLPLatency
@@ -150,8 +151,10 @@ def _recalibrated(source: MLPLatency, X: pd.DataFrame, y: np.ndarray,
                          "that corrects a lookup table (MLPLatency(prior=...)); this one has "
                          "no prior")
     model = copy.copy(source)
-    # The MLP's factor stays; the table under it is refit so that factor x table fits y.
-    factor = source.predict(X) / source.prior_.predict(X)
+    # The MLP's factor stays; the table under it is refit so that factor x table fits y. The
+    # factor is the MLP's output over a 1 ms prior, so blocks its own table cannot price
+    # (another batch size) still get one.
+    factor = source.predict_features(source.encoder_.transform(X), np.ones(len(X)))
     new_table = source.prior_.table if table is None else table
     model.prior_ = LookupTableModel(new_table, calibrate=True).fit(X, y / factor)
     model.prior = new_table
@@ -239,13 +242,27 @@ def fit_method(source: MLPLatency, method: str, X: pd.DataFrame, y: Sequence[flo
     return AdaptedLatency(fitters[method](), method)
 
 
+#: Methods that predict through the source model's own lookup-table prior: they cannot
+#: price a block whose ops that table never timed (another batch size, say).
+THROUGH_SOURCE_PRIOR = ("none", "scale", "log_affine", "recalibrated_table", "finetune")
+
+
 def available_methods(source: MLPLatency, k: int, table: OpLatencyTable | None = None,
-                      methods: Sequence[str] = METHODS) -> list[str]:
+                      methods: Sequence[str] = METHODS, X: pd.DataFrame | None = None
+                      ) -> list[str]:
     """The ``methods`` that can be fit on ``k`` blocks: enough of them, a lookup-table prior
-    in ``source`` for the ``*_table`` ones, a device op ``table`` for the ``remeasured_*``."""
-    return [m for m in methods if MIN_BLOCKS.get(m, 0) <= k
-            and not (m.endswith("table") and source.prior_ is None)
-            and not (m.startswith("remeasured") and (table is None or source.prior_ is None))]
+    in ``source`` for the ``*_table`` ones, a device op ``table`` for the ``remeasured_*``;
+    with the blocks ``X``, only methods whose tables price every one of them."""
+    out = [m for m in methods if MIN_BLOCKS.get(m, 0) <= k
+           and not (m.endswith("table") and source.prior_ is None)
+           and not (m.startswith("remeasured") and (table is None or source.prior_ is None))]
+    if X is not None and len(X):
+        contexts = contexts_from_frame(X)
+        if source.prior_ is not None and source.prior_.table.missing(contexts):
+            out = [m for m in out if m not in THROUGH_SOURCE_PRIOR]
+        if table is not None and table.missing(contexts):
+            out = [m for m in out if not m.startswith("remeasured")]
+    return out
 
 
 def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
@@ -261,7 +278,7 @@ def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
     splits = list(KFold(n_folds, shuffle=True, random_state=seed).split(X))
     smallest_train = min(len(train) for train, _ in splits)
     rows = []
-    for method in available_methods(source, smallest_train, table, methods):
+    for method in available_methods(source, smallest_train, table, methods, X):
         predicted = np.empty_like(y)
         for train, test in splits:
             fitted = fit_method(source, method, X.iloc[train], y[train], seed, table)
@@ -271,6 +288,17 @@ def cross_validate(source: MLPLatency, X: pd.DataFrame, y: Sequence[float],
         rows.append({"method": method, "cv_mape_pct": 100 * error.mean(),
                      "cv_within_10_pct": 100 * (error <= 0.1).mean()})
     return pd.DataFrame(rows)
+
+
+def check_op_set(source: MLPLatency, X: pd.DataFrame) -> None:
+    """Refuse blocks whose probability columns are not the model's op set, naming the ops."""
+    ops = {c.split("_", 2)[2] for c in X.columns if c.startswith("p_")}
+    expected = set(source.space.primitives)
+    if ops != expected or set(probability_columns(source.space)) - set(X.columns):
+        raise ValueError(f"the blocks' op set is not the model's: ops only in the blocks "
+                         f"{sorted(ops - expected)}, only in the model "
+                         f"{sorted(expected - ops)} (or missing edges); adapt a model fitted "
+                         "on the search space these blocks were drawn from")
 
 
 def adapt(source: MLPLatency, X: pd.DataFrame, y: Sequence[float], *,
@@ -283,11 +311,14 @@ def adapt(source: MLPLatency, X: pd.DataFrame, y: Sequence[float], *,
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"methods {unknown} unknown: choose from {METHODS}")
+    check_op_set(source, X)
     started = time.perf_counter()
     scores = cross_validate(source, X, y, methods, folds, seed, table)
     if scores.empty:
-        raise ValueError(f"{len(X)} labelled blocks are too few for any of {list(methods)} "
-                         f"(fewest needed: {MIN_BLOCKS}); measure more blocks")
+        raise ValueError(f"no method of {list(methods)} fits these {len(X)} blocks: too few "
+                         f"for each (fewest needed: {MIN_BLOCKS}), or blocks the model's "
+                         "table cannot price without this device's op table; measure more "
+                         "blocks, or pass the device's table")
     best = scores.sort_values("cv_mape_pct", kind="stable").iloc[0]["method"]
     adapted = fit_method(source, best, X, y, seed, table)
     adapted.provenance = {

@@ -209,16 +209,19 @@ def predicted_ms(estimator: LatencyEstimator, genotype: Genotype, overhead_ms: f
 
 def calibration_genotypes(count: int, seed: int, space: SearchSpace = DARTS_SPACE
                           ) -> list[Genotype]:
-    """Genotypes from seeded random alphas, tilted from pooling-heavy to convolution-heavy
+    """Genotypes from seeded random alphas, tilted from skip-heavy to convolution-heavy
     (networks no search chose, spanning the cheap and the costly end)."""
     if count < 2:
         raise ValueError(f"count={count}: at least 2 networks to fit a scale and an offset")
     generator = torch.Generator().manual_seed(seed)
     shape = (space.num_edges, space.num_ops)
-    convs = torch.tensor(["conv" in name for name in space.primitives], dtype=torch.float32)
+    # Towards convolutions (the costly end) or towards skip connections (the cheap end, where
+    # latency-penalised searches go): pooling alone is not cheap on a CPU (chapter 1).
+    costly = torch.tensor([1.0 if "conv" in name else -1.0 if name == "skip_connect" else 0.0
+                           for name in space.primitives])
     out = []
     for tilt in np.linspace(-3.0, 3.0, count):
-        cells = [(torch.randn(shape, generator=generator) + float(tilt) * convs).softmax(-1)
+        cells = [(torch.randn(shape, generator=generator) + float(tilt) * costly).softmax(-1)
                  for _ in range(2)]
         out.append(space.derive_genotype(*cells))
     return out
@@ -251,3 +254,27 @@ def composition_factors(estimators: Mapping[str, LatencyEstimator],
         fits[name] = Composition(float(scale), float(offset))
         table[f"fitted_ms_{name}"] = fits[name](table[f"blocks_ms_{name}"]) + overhead_ms
     return fits, table
+
+
+def cross_fitted_ms(estimator: LatencyEstimator, genotypes: Sequence[Genotype],
+                    measured: Mapping[Genotype, float], overhead_ms: float) -> pd.DataFrame:
+    """Each of ``genotypes`` predicted through a composition fitted on every *other* measured
+    network (``measured``: the calibration networks and the other derived ones), so the fit
+    spans the derived networks' latencies without seeing the network it predicts.
+
+    One row per genotype: ``cross_fitted_ms``, and ``extrapolated`` when its sum of block
+    estimates lies outside the range the fit saw."""
+    blocks = {g: estimator.predict_genotype(g) for g in dict.fromkeys([*measured, *genotypes])}
+    rows = []
+    for genotype in genotypes:
+        others = [g for g in measured if g != genotype]
+        if len(others) < 2:
+            raise ValueError(f"{len(others)} other measured networks: at least 2 to fit a "
+                             "scale and an offset")
+        x = np.array([blocks[g] for g in others])
+        y = np.array([measured[g] - overhead_ms for g in others])
+        fit = Composition(*(float(v) for v in np.polyfit(x, y, 1)))
+        rows.append({"genotype": genotype.to_json(),
+                     "cross_fitted_ms": fit(blocks[genotype]) + overhead_ms,
+                     "extrapolated": not x.min() <= blocks[genotype] <= x.max()})
+    return pd.DataFrame(rows)

@@ -25,6 +25,7 @@ from lenna_core.search.estimators import LatencyEstimator, TargetConfig
 from lenna_core.search.evaluation import (
     LatencyMeter,
     composition_factors,
+    cross_fitted_ms,
     measure_interleaved,
     measure_target,
     predicted_ms,
@@ -192,9 +193,12 @@ def measure_session(results: pd.DataFrame, target: TargetConfig, meter: LatencyM
     by pass in turn (:func:`~lenna_core.search.evaluation.measure_interleaved`). The calibration
     networks (ones no search chose) give each ms estimator its composition fit (scale and
     offset, :func:`~lenna_core.search.evaluation.composition_factors`) from the same session.
-    Returns the results with ``measured_ms`` from the session (the per-run figure kept as
-    ``measured_at_run_ms``) and ``calibrated_ms_<name>`` recomputed, the fits, and the
-    calibration networks' table.
+    Returns the results with ``measured_ms`` (reference-scaled) and ``measured_raw_ms`` (this
+    machine's wall clock) from the session (the per-run figure kept as ``measured_at_run_ms``),
+    ``calibrated_ms_<name>`` (the composition of the calibration networks alone) and
+    ``crossfit_ms_<name>`` (a composition fitted on every other network of the session,
+    :func:`~lenna_core.search.evaluation.cross_fitted_ms`, with ``crossfit_extrapolated_<name>``),
+    the fits, and the calibration networks' table.
     """
     derived = [Genotype.from_json(g) for g in results["genotype"]]
     timed = measure_interleaved([*derived, *calibration], target, meter).set_index("genotype")
@@ -206,9 +210,14 @@ def measure_session(results: pd.DataFrame, target: TargetConfig, meter: LatencyM
     factors, table = composition_factors(
         estimators, {g: timed.loc[g.to_json(), "latency_ms"] for g in calibration},
         overhead_ms)
+    everything = {g: timed.loc[g.to_json(), "latency_ms"] for g in [*derived, *calibration]}
     for name in factors:
         out[f"calibrated_ms_{name}"] = [predicted_ms(estimators[name], g, overhead_ms,
                                                      factors[name]) for g in derived]
+        crossed = cross_fitted_ms(estimators[name], derived, everything, overhead_ms)
+        out[f"crossfit_ms_{name}"] = crossed["cross_fitted_ms"].to_numpy()
+        out[f"crossfit_extrapolated_{name}"] = crossed["extrapolated"].to_numpy()
+    out["measured_raw_ms"] = [timed.loc[g.to_json(), "raw_ms"] for g in derived]
     return out, factors, table
 
 
@@ -270,12 +279,43 @@ def best_at_matched_accuracy(summary: pd.DataFrame, tolerance: float = 1.0) -> p
             .reset_index(drop=True))
 
 
+def paired_differences(results: pd.DataFrame, estimator: str, lam: float,
+                       confidence: float = 0.95) -> dict[str, float]:
+    """Per seed, a setting's run against plain DARTS's run of the same seed: the mean change
+    in test accuracy (points) and in measured latency (%), each with the half-width of its
+    ``confidence`` t-interval over the seeds (NaN with one seed)."""
+    from scipy import stats
+
+    base = results[results["estimator"] == BASELINE].set_index("seed")
+    runs = results[(results["estimator"] == estimator)
+                   & np.isclose(results["lam"], lam)].set_index("seed")
+    seeds = sorted(set(base.index) & set(runs.index))
+    if not seeds:
+        raise ValueError(f"no seed has both a plain DARTS run and a run of {estimator} at "
+                         f"lambda {lam:g}")
+    accuracy = runs.loc[seeds, "test_acc"] - base.loc[seeds, "test_acc"]
+    latency = 100.0 * (runs.loc[seeds, "measured_ms"] / base.loc[seeds, "measured_ms"] - 1.0)
+    n = len(seeds)
+
+    def half_width(values: pd.Series) -> float:
+        if n < 2:
+            return float("nan")
+        return float(stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / np.sqrt(n))
+
+    return {"seeds": n, "acc_change": float(accuracy.mean()), "acc_ci": half_width(accuracy),
+            "latency_change_pct": float(latency.mean()), "latency_ci": half_width(latency)}
+
+
+#: The columns of a results table that predict ``measured_ms``: raw block sums plus stem and
+#: head, through the calibration networks' composition, and through the cross-fitted one.
+PREDICTION_PREFIXES = ("predicted_ms_", "calibrated_ms_", "crossfit_ms_")
+
+
 def prediction_errors(results: pd.DataFrame) -> pd.DataFrame:
     """Per ms estimator, raw and composition-calibrated: median and max absolute relative
     error (%) of the predicted latency against the measured one."""
     rows = []
-    columns = [c for c in results.columns
-               if c.startswith("predicted_ms_") or c.startswith("calibrated_ms_")]
+    columns = [c for c in results.columns if c.startswith(PREDICTION_PREFIXES)]
     for column in columns:
         error = 100.0 * (results[column] / results["measured_ms"] - 1.0)
         kind, name = column.split("_ms_", 1)

@@ -89,9 +89,21 @@ def test_page_renders_cleanly_in_chromium(page, server, browser):
     tab = browser.new_page(viewport={"width": 1280, "height": 900})
     console_errors: list[str] = []
     tab.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    remote: list[str] = []  # a reader offline must see the same page: nothing may be fetched
+    tab.route("**/*", lambda route: (route.continue_() if route.request.url.startswith(server)
+                                     else (remote.append(route.request.url), route.abort())))
     response = tab.goto(f"{server}/{page}", wait_until="load")
     assert response is not None and response.status == 200, f"{page}: HTTP {response.status}"
     tab.wait_for_load_state("networkidle")
+    from playwright.sync_api import TimeoutError as PageTimeout  # the fixture imported it
+    formulas = tab.evaluate("() => document.querySelectorAll('.math').length")
+    typeset = True
+    if formulas:  # typeset by the MathJax served with the book, not left as raw TeX
+        try:
+            tab.wait_for_function("n => document.querySelectorAll('mjx-container').length >= n",
+                                  arg=formulas, timeout=20_000)
+        except PageTimeout:
+            typeset = False
     image_count = tab.evaluate("() => document.images.length")
     broken_images = tab.evaluate(
         "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
@@ -115,6 +127,8 @@ def test_page_renders_cleanly_in_chromium(page, server, browser):
     tab.screenshot(path=str(SHOTS / (page.replace(os.sep, "_").replace("/", "_")
                                      .removesuffix(".html") + ".png")), full_page=True)
     tab.close()
+    assert not remote, f"{page}: requests beyond the book's own server {sorted(set(remote))}"
+    assert typeset, f"{page}: {formulas} formulas left as raw TeX (MathJax did not load)"
     assert not broken_images, f"{page}: broken images {broken_images}"
     if Path(page).name[:2].isdigit():  # every chapter draws figures; none means none rendered
         assert image_count > 0, f"{page}: no images (were the notebooks run headless with Agg?)"
