@@ -55,16 +55,16 @@ from IPython.display import Markdown, display
 
 from lenna_core.book.chapter import setup_book
 from lenna_core.book.transfer_report import before_after, plot_transfer_curves, transfer_findings
-from lenna_core.latency.device_folder import dataset_identity, write_manifest
+from lenna_core.latency.device_folder import dataset_identity
 from lenna_core.latency.device_identity import (
     describe_device,
     device_identity,
     identity_differences,
 )
-from lenna_core.latency.device_profiling import measure_op_table, profile_device
+from lenna_core.latency.device_profiling import adapt_and_save, profile_device
 from lenna_core.latency.label_noise import plot_parity_panels
 from lenna_core.latency.mlp_model import MLPLatency
-from lenna_core.latency.transfer import METHODS, adapt
+from lenna_core.latency.transfer import METHODS
 
 run = setup_book(seed, figures_dir=figures_dir)
 figures = Path(figures_dir)
@@ -118,16 +118,10 @@ print("every labelled block has a positive, finite latency:",
 order = np.random.default_rng(seed).permutation(len(blocks))
 cut = int(round(calibration_share * len(blocks)))
 calibration, test = blocks.iloc[order[:cut]], blocks.iloc[order[cut:]]
-table, table_seconds = measure_op_table(blocks)
-table.to_csv(Path(out_dir) / "op_latency_table.csv")
-adapted = adapt(source, calibration, calibration["latency_ms"], seed=seed, device=here,
-                source_name=model_path, profiling_seconds=round(seconds + table_seconds, 1),
-                table=table)
-adapted.save(Path(out_dir) / "mlp_latency")
-write_manifest(out_dir, {"blocks": "blocks.csv"}, here, models={"adapted": "mlp_latency"},
-               tables={"op_table": "op_latency_table.csv"}, notes="written by chapter 7")
-print(f"op table: {len(table.ops)} ops, {len(table.fixed)} contexts in {table_seconds:.0f} s; "
-      f"chose {adapted.method} ({len(calibration)} calibration, {len(test)} test blocks)")
+adapted, table_seconds = adapt_and_save(source, model_path, calibration, blocks, out_dir,
+                                        seed=seed, seconds=seconds, notes="written by chapter 7")
+print(f"op table in {table_seconds:.0f} s; chose {adapted.method} ({len(calibration)} "
+      f"calibration, {len(test)} test blocks)")
 pd.DataFrame(adapted.provenance["cross_validation"]).round(2)
 
 # %%

@@ -22,7 +22,7 @@ from test_dataset import RULE, SMALL, fake_labeler
 
 from lenna_core.book.chapter import check_device_parameters, check_int_parameters
 from lenna_core.cli.label import main as label_main
-from lenna_core.latency.block_checks import ExtrapolationWarning, check_blocks
+from lenna_core.latency.block_checks import ExtrapolationWarning
 from lenna_core.latency.dataset import SamplingSpec, label_dataset, read_dataset
 from lenna_core.latency.file_checks import DataIntegrityWarning
 from lenna_core.latency.mlp_model import MLPLatency
@@ -275,11 +275,6 @@ def test_7_a_damaged_model_is_named(small_mlp, tmp_path):
 def test_7_a_numpy_lambda_is_a_number():
     assert LinearPenalty(np.float32(1.0)).lam == 1.0
     assert isinstance(LinearPenalty(np.float32(1.0)).lam, float)
-
-
-def test_check_blocks_accepts_every_committed_dataset():
-    for path in sorted((ROOT / "data").glob("latency_dataset*.csv")):
-        check_blocks(read_dataset(path), source=path.name, first_line=2)
 
 
 def test_7_an_empty_or_cut_checkpoint_is_named(tmp_path):

@@ -16,6 +16,8 @@ ANCHORS = (
     ("LENNA (2020), LightGBM", "blocks on an RTX 2060 SUPER", "RMSE ~19.9 ms on ~188 ms blocks"),
 )
 OURS = ("MLP", "MLP on lookup table")
+#: The penalty estimators whose block predictors chapter 4 scores, and their rows there.
+PREDICTOR_ROWS = {"mlp": "MLP on lookup table", "lookup_table": "lookup table, calibrated"}
 WHAT = "expected block latency on this CPU"
 
 
@@ -77,7 +79,3 @@ def conclusions(results: pd.DataFrame, summary: pd.DataFrame, precise: pd.DataFr
                  "the simplest one did not decide the search." if overlap else
                  f", and its interval does not reach the {ranked[-1]} penalty's."))
     return "\n".join([first, second])
-
-
-#: The penalty estimators whose block predictors chapter 4 scores, and their rows there.
-PREDICTOR_ROWS = {"mlp": "MLP on lookup table", "lookup_table": "lookup table, calibrated"}

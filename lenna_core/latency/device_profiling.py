@@ -83,6 +83,27 @@ def measure_op_table(frame: pd.DataFrame, *, device: str = "cpu", threads: int =
     return table, time.perf_counter() - started
 
 
+def adapt_and_save(source: MLPLatency, source_name: str, calibration: pd.DataFrame,
+                   blocks: pd.DataFrame, out_dir: str | Path, *, seed: int, seconds: float,
+                   methods: tuple[str, ...] = METHODS, device: str = "cpu", threads: int = 1,
+                   notes: str = "", **manifest: object) -> tuple[AdaptedLatency, float]:
+    """Measure this machine's op table over ``blocks``' contexts, adapt ``source`` on the
+    ``calibration`` blocks (labelled in ``seconds``) and save the table, the adapted model and
+    a manifest in ``out_dir``; returns the model and the table's seconds."""
+    out = Path(out_dir)
+    here = device_identity(device, threads, batch_size=1)
+    table, table_seconds = measure_op_table(blocks, device=device, threads=threads)
+    table.to_csv(out / "op_latency_table.csv")
+    adapted = adapt(source, calibration, calibration["latency_ms"], methods=methods, seed=seed,
+                    device=here, source_name=source_name,
+                    profiling_seconds=round(seconds + table_seconds, 1), table=table)
+    adapted.save(out / "mlp_latency")
+    write_manifest(out, {"blocks": "blocks.csv"}, here, models={"adapted": "mlp_latency"},
+                   notes=notes, method=adapted.method, tables={"op_table": "op_latency_table.csv"},
+                   op_table_seconds=round(table_seconds, 1), **manifest)
+    return adapted, table_seconds
+
+
 def transfer_to_this_device(model_path: str | Path, out_dir: str | Path, *,
                             blocks: int | None = None, budget_s: float = 120.0, seed: int = 1,
                             methods: tuple[str, ...] = METHODS, device: str = "cpu",
@@ -99,16 +120,8 @@ def transfer_to_this_device(model_path: str | Path, out_dir: str | Path, *,
         raise ValueError(f"only {len(frame)} blocks labelled ({failed} failed; see the status "
                          f"column of {out / 'blocks.csv'}): a transfer needs at least 3; raise "
                          "the budget or fix what made the rows fail, then run again")
-    here = device_identity(device, threads, batch_size=1)
-    table, table_seconds = measure_op_table(frame, device=device, threads=threads)
-    table.to_csv(out / "op_latency_table.csv")
-    adapted = adapt(source, frame, frame["latency_ms"], methods=methods, seed=seed,
-                    device=here, source_name=str(model_path),
-                    profiling_seconds=round(seconds + table_seconds, 1), table=table)
-    adapted.save(out / "mlp_latency")
-    write_manifest(out, {"blocks": "blocks.csv"}, here, models={"adapted": "mlp_latency"},
-                   notes=f"lenna transfer from {model_path}", blocks_labelled=len(frame),
-                   blocks_failed=failed, method=adapted.method,
-                   tables={"op_table": "op_latency_table.csv"},
-                   op_table_seconds=round(table_seconds, 1))
+    adapted, _ = adapt_and_save(source, str(model_path), frame, frame, out, seed=seed,
+                                seconds=seconds, methods=methods, device=device,
+                                threads=threads, notes=f"lenna transfer from {model_path}",
+                                blocks_labelled=len(frame), blocks_failed=failed)
     return adapted

@@ -21,6 +21,9 @@ from lenna_core.latency.rule_replay import cheapest_matching
 # From the strictest criterion to none: (what it is called, the error columns it matches on).
 CRITERIA = (("both references", ("err_p90", "err_common_p90")),
             ("its own reference only", ("err_p90",)))
+#: The columns of :func:`matched_settings`'s table after the setting's own.
+MATCHED_COLUMNS = ("target", "passes per label", "resets", "err_p90", "err_common_p90",
+                   "LENNA / these passes")
 UNMATCHED = "neither reference (no rule tried matched LENNA's error; the most precise one)"
 
 
@@ -99,7 +102,3 @@ def matched_settings(pooled: pd.DataFrame, reference: str, by_setting: Mapping[t
             rows.append({"matched on": criterion, "timings": k, "warm-up": w, "min resets": n,
                          **{column: found.get(column) for column in MATCHED_COLUMNS}})
     return pd.DataFrame(rows), matched
-
-
-MATCHED_COLUMNS = ("target", "passes per label", "resets", "err_p90", "err_common_p90",
-                   "LENNA / these passes")
