@@ -5,7 +5,7 @@ step on a training batch), as the search runs it. The two variants alternate ste
 so drift in this machine's speed hits both alike; the figures are medians over the steps.
 The estimator is evaluated for the target network (every cell of it), as in the search.
 
-    .venv/bin/python benchmarks/latency_term.py                  # chapter 5's default size
+    .venv/bin/python benchmarks/latency_term.py                  # chapter 6's default size
     .venv/bin/python benchmarks/latency_term.py --C 16 --layers 8 --image-size 32 \\
         --in-channels 3 --steps 6                                # DARTS's CIFAR search size
 """

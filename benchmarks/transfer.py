@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None,
-                        help="also write the curves as CSV (chapter 7 draws them), e.g. "
+                        help="also write the curves as CSV (chapter 5 draws them), e.g. "
                              "data/devices/transfer_curves.csv")
     args = parser.parse_args()
     with warnings.catch_warnings():

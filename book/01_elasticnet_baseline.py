@@ -64,10 +64,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import NullFormatter
 
 from lenna_core.book.baseline_plots import plot_additivity, plot_test_parity
 from lenna_core.book.chapter import setup_book
+from lenna_core.book.plotting import readable_log_axes
 from lenna_core.latency import dataset as ds
 from lenna_core.latency.additivity import additivity_experiment
 from lenna_core.latency.encoder import contexts_from_frame
@@ -107,7 +107,7 @@ grid = sns.relplot(data=sweep, x="C", y="latency_ms", hue="primitive", style="st
                    facet_kws={"sharey": True})
 grid.set(xscale="log", yscale="log")
 for ax in grid.axes.flat:
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    readable_log_axes(ax)
     ax.set_xticks(sweep_channels, labels=[str(c) for c in sweep_channels])
 grid.set_axis_labels("channels C", "latency (ms)")
 grid.set_titles("input {col_name} x {col_name}")

@@ -82,6 +82,7 @@ from IPython.display import Markdown, display
 from lenna_core.book.chapter import setup_book
 from lenna_core.book.convergence_plots import plot_lenna_rule, plot_passes_vs_error
 from lenna_core.book.convergence_report import convergence_findings, rule_verdict
+from lenna_core.book.plotting import legend_outside, readable_log_axes
 from lenna_core.latency.blocks import CellContext
 from lenna_core.latency.convergence import LennaRule, StandardErrorRule, label_block
 from lenna_core.latency.profiler import machine_fingerprint
@@ -244,7 +245,7 @@ default_rules = {"LENNA (paper: x10)": LennaRule(),
 start = time.perf_counter()
 per_block = compare_rules(streams, default_rules, replicates, seed, resample=resample)
 print(f"replayed in {time.perf_counter() - start:.1f} s")
-per_block.drop(columns=["block"])
+per_block[["block_type", "entropy", "rule", "passes_mean", "resets_mean", "err_p90"]]
 
 # %%
 print("rows (blocks x rules):", per_block.shape[0], "=", len(streams), "x", len(default_rules))
@@ -255,16 +256,17 @@ print("every SE label took >= 8 resets:",
       bool((per_block[per_block.rule.str.startswith("SE")].resets_mean >= 8).all()))
 
 # %% tags=["nbval-ignore-output"]
-fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True, layout="constrained")
+fig, axes = plt.subplots(2, 2, figsize=(14, 7), sharex=True, layout="constrained")
 for col, kind in enumerate(("normal", "reduction")):
     part = per_block[per_block.block_type == kind]
     for rule, group in part.groupby("rule", sort=False):
         axes[0, col].plot(group.entropy, group.passes_mean, "o-", label=rule)
         axes[1, col].plot(group.entropy, 100 * group.err_p90, "o-", label=rule)
     axes[0, col].set(title=f"{kind} block", yscale="log", ylabel="forward passes per label")
+    readable_log_axes(axes[0, col], "y")
     axes[1, col].set(xlabel="mean entropy of alpha (1 uniform, 0 one-hot)",
                      ylabel="label error, 90th pct (%)")
-axes[0, 0].legend(fontsize=8)
+legend_outside(axes[0, 1], fontsize=8)
 fig.suptitle("Cost and error of each rule across alphas")
 fig.savefig(figures / "02_rules_per_block.png")
 plt.show()
@@ -429,5 +431,5 @@ display(Markdown(findings))
 #   once per block), at least 8 resets, target 4%. Chapter 3's noise floor shows how far
 #   apart two independent labellings of the same blocks then are. The rule above is the best
 #   one for plain timings; with the ratio, fewer resets suffice.
-# - Interleaving is what brings two processes within a few percent: chapter 5 times the
+# - Interleaving is what brings two processes within a few percent: chapter 6 times the
 #   networks it compares in one interleaved session for the same reason.

@@ -85,6 +85,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from lenna_core.book.chapter import setup_book
+from lenna_core.book.plotting import CELL_COLOURS, legend_outside, readable_log_axes
 from lenna_core.latency import dataset as ds
 from lenna_core.latency.labeller import DEFAULT_RULE, make_labeler
 from lenna_core.latency.metrics import noise_floor
@@ -163,12 +164,16 @@ print("every kind present for both cell types:",
 # %% tags=["nbval-ignore-output"]
 plot = ok.assign(cell=ok["reduction"].map({True: "reduction", False: "normal"}),
                  activations=ok["C_prev"] * ok["spatial"] ** 2)
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.2), layout="constrained")
 sns.scatterplot(data=plot, x="activations", y="latency_ms", hue="alpha_kind", style="cell",
                 s=14, alpha=0.6, ax=axes[0])
 axes[0].set(xscale="log", yscale="log", xlabel="input activations per sample, C_prev x H x W",
             ylabel="expected latency (ms)", title="Labels vs block input size")
-sns.histplot(data=plot, x="latency_ms", hue="cell", log_scale=True, ax=axes[1])
+readable_log_axes(axes[0])
+legend_outside(axes[0], fontsize=8)
+sns.histplot(data=plot, x="latency_ms", hue="cell", palette=CELL_COLOURS, log_scale=True,
+             ax=axes[1])
+readable_log_axes(axes[1], "x")
 axes[1].set(xlabel="expected latency (ms)", ylabel="blocks", title="Distribution of labels")
 fig.savefig(figures / "03_dataset_overview.png")
 plt.show()
@@ -199,6 +204,7 @@ ax.plot(lims, lims, color="0.3", lw=1)
 ax.set(xscale="log", yscale="log", xlim=lims, ylim=lims, xlabel="first run (ms)",
        ylabel="second run (ms)",
        title=f"Noise floor: MAPE {floor['mape_pct']:.1f}%, {floor['within_10_pct']:.0f}% within ±10%")
+readable_log_axes(ax)
 fig.savefig(figures / "03_noise_floor.png")
 plt.show()
 

@@ -102,7 +102,7 @@ figures = Path(figures_dir)
 data = ds.read_dataset(dataset_path)
 ok = data[data["status"] == "ok"].reset_index(drop=True)
 # The held-out blocks are the ones `lenna label --held-out-of` can label more precisely. Extra
-# sets (such as blocks shaped like derived cells, chapter 5) are split the same way: their
+# sets (such as blocks shaped like derived cells, chapter 6) are split the same way: their
 # training part joins the training set, their test part is scored on its own.
 train, test, extra_train, extra_test = modelling_split(
     data, [ds.read_dataset(path) for path in extra_dataset_paths], test_fraction, seed)
@@ -285,7 +285,7 @@ print("\n".join(modelling_findings(table, list(predictions), floor, ablation, ce
 # probabilities carry signal when the ablation's error is well above the MLP's; a model
 # within a small factor of the noise floor's MAPE is near what the labels allow; and on this
 # CPU, where a block's latency is close to a calibrated sum of its ops, a lookup table with
-# a fitted scale and offset is a strong baseline. The model saved for the search (chapter 5)
+# a fitted scale and offset is a strong baseline. The model saved for the search (chapter 6)
 # is the one named in the lines above; on blocks shaped like derived cells (the extra set)
 # the lines give its error apart.
 #

@@ -2,7 +2,7 @@
 
     python scripts/check_reproduction.py SCRATCH_DIR
 
-Chapter 4's metric tables and chapter 5's derived genotypes and accuracies depend on the
+Chapter 4's metric tables and chapter 6's derived genotypes and accuracies depend on the
 CPU's float kernels, not only on the seeds: nbval compares only what holds on every CPU, and
 this script compares the rest bit for bit when this CPU is of the kind that computed the
 committed files (``lenna_core.latency.device_identity.same_float_kernels``). Exits 1 on a

@@ -5,7 +5,9 @@
 # Each notebook runs in its own scratch copy of book/, data/, figures/ and benchmarks/ (the
 # kernel starts in the notebook's folder): what a chapter writes (results, figures, models,
 # runs/) never touches the committed files, and every chapter reads the committed inputs, as
-# it does when the book is built. Then scripts/check_reproduction.py compares what the
+# it does when the book is built. Only runs/ (not committed) goes on from one notebook to the
+# next of one call, as in the book command: chapter 6 reads the model chapter 5 adapted to
+# this machine there. Then scripts/check_reproduction.py compares what the
 # chapter wrote with the committed files, bit for bit where this CPU is of the same kind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ for notebook in "${notebooks[@]}"; do
   scratch="$scratch_root/$(basename "$notebook" .ipynb)"
   mkdir -p "$scratch"
   cp -r book data figures benchmarks "$scratch"/
+  if [ -d "$scratch_root/runs" ]; then mv "$scratch_root/runs" "$scratch/runs"; fi
   started=$SECONDS
   if (cd "$scratch" && "$root/.venv/bin/python" -m pytest --nbval "book/$(basename "$notebook")" \
         --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider -q) &&
@@ -32,6 +35,7 @@ for notebook in "${notebooks[@]}"; do
     echo "== $notebook: FAILED after $((SECONDS - started)) s"
     status=1
   fi
+  if [ -d "$scratch/runs" ]; then mv "$scratch/runs" "$scratch_root/runs"; fi
   rm -rf "$scratch"
 done
 exit $status

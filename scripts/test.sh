@@ -19,6 +19,6 @@ bash scripts/nbval.sh book/
 # output that depends on a live timing fails here, whichever machine runs the tests.
 LENNA_PERTURB_TIMINGS=1 bash scripts/nbval.sh book/01_elasticnet_baseline.ipynb \
     book/02_binary_gate_convergence.ipynb book/03_dataset_generation.ipynb \
-    book/05_latency_aware_darts.ipynb book/07_your_device.ipynb
+    book/05_your_device.ipynb book/06_latency_aware_darts.ipynb
 python scripts/build_book.py --committed --render-only  # the committed notebooks, in _build/committed
 python -m pytest tests/browser -p no:cacheprovider

@@ -63,4 +63,7 @@ def test_verdict_live_labels_and_findings_from_tiny_blocks():
         first_setting=(1, 0), verdict=verdict, totals=totals, labels=len(streams),
         repeatability=repeat, repeatability_chunk=5, block="a tiny block", seconds=1.0)
     assert text.count("\n- ") == 6 and "a tiny block" in text
-    assert span([1.0, 2.0]) == "1.00-2.00" and span([3.0, 3.0]) == "3.00"
+    assert span([1.0, 2.0]) == "1.00 to 2.00" and span([3.0, 3.0]) == "3.00"
+    assert span([-0.12, 0.3], "{:.1f}") == "-0.1 to 0.3"
+    assert span([0.4, float("inf")], "{:.1f}") == "0.4 to unbounded"
+    assert span([0.021, 0.024]) == "0.02"  # ends that print alike are one number

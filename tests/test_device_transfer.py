@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from lenna_core.latency import device_profiling
-from lenna_core.latency.dataset import read_dataset
+from lenna_core.latency.dataset import read_dataset, read_metadata
+from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.transfer import AdaptedLatency
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "mlp_latency"
@@ -26,6 +28,21 @@ def test_transfer_labels_adapts_and_saves_with_a_manifest(tmp_path):
     assert loaded.provenance["k"] == 8 and loaded.provenance["profiling_seconds"] > 0
     blocks = read_dataset(tmp_path / "here" / "blocks.csv")
     assert (blocks["status"] == "ok").all() and (blocks["latency_ms"] > 0).all()
+    # The table measured here prices every context the shipped model's table does (a search
+    # target's blocks among them), not only the eight blocks' contexts.
+    here_table = OpLatencyTable.from_csv(tmp_path / "here" / "op_latency_table.csv")
+    shipped_table = MLPLatency.load(SHIPPED_MODEL, check_device_here=False).prior_.table
+    assert here_table.missing(shipped_table.contexts()) == []
+    reread, reference_ms = device_profiling.load_adapted(tmp_path / "here")
+    assert reread.method == adapted.method and reference_ms > 0
+    assert reference_ms == read_metadata(tmp_path / "here" / "blocks.csv")[
+        "settings"]["rule"]["reference_ms"]
+
+
+def test_a_folder_without_an_adapted_model_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"holds no adapted model \(manifest.json, "
+                                         r"mlp_latency.transfer.json, blocks.csv missing\)"):
+        device_profiling.load_adapted(tmp_path)
 
 
 def test_more_blocks_than_the_budget_allows_is_refused_and_keeps_what_was_labelled(tmp_path):

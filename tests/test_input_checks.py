@@ -2,7 +2,7 @@
 
 Case numbers refer to the issue: 1 a lost .meta.json, 2 --scale-from naming a missing file,
 3 impossible values, 4 an unknown chapter number (tests/test_build_book.py), 5 a failed
-start that blocks the corrected run, 6 chapter 5's late checks, 7 errors that do not name the
+start that blocks the corrected run, 6 chapter 6's late checks, 7 errors that do not name the
 option, the file, the line or the column.
 """
 
@@ -194,8 +194,8 @@ def test_6_chapter_parameters_are_named_in_their_errors():
         sweep_points({"mlp": [1.0]}, [0], "quadratic")
 
 
-def test_6_chapter_5_checks_its_parameters_before_the_sweep():
-    source = (ROOT / "book" / "05_latency_aware_darts.py").read_text()
+def test_6_chapter_6_checks_its_parameters_before_the_sweep():
+    source = (ROOT / "book" / "06_latency_aware_darts.py").read_text()
     sweep = source.index("sw.run_sweep(")
     for check in ("check_int_parameters(", "check_device_parameters(", "sw.sweep_points("):
         assert source.index(check) < sweep, check

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -254,3 +256,12 @@ def test_rounds_keep_the_lowest_median():
     frame = pd.DataFrame({"k": [2, 1, 2, 1], "v": [5.0, 3.0, 4.0, 6.0]})
     lowest = _lowest(frame, ["k"], "v")
     assert lowest["k"].tolist() == [2, 1] and lowest["v"].tolist() == [4.0, 3.0]
+
+
+def test_contexts_lists_what_the_table_prices():
+    table = OpLatencyTable.from_csv(Path(__file__).resolve().parents[1] / "data"
+                                    / "op_latency_table.csv")
+    contexts = table.contexts()
+    assert len(contexts) == len(table.fixed) and table.missing(contexts) == []
+    assert all(isinstance(c.reduction, bool) and c.batch_size == 1 for c in contexts)
+    assert table.fixed_ms(contexts[3]) == table.fixed["latency_ms"].iloc[3]

@@ -35,7 +35,7 @@ ALLOWED = {
            "4%": "a setting: the reference labeller's standard-error target",
            "0.02": "a property tests/test_label_noise.py checks",
            "99%": "quoted: nn-Meter's published accuracy"},
-    "06": {"1%": "a setting: the precise labels' standard-error target",
+    "07": {"1%": "a setting: the precise labels' standard-error target",
            "95%": "a setting: the confidence of the conclusions' intervals"},
 }
 

@@ -1,4 +1,4 @@
-"""Chapter 6's anchors table: the published predictors, then each MLP scored three ways."""
+"""Chapter 7's anchors table: the published predictors, then each MLP scored three ways."""
 
 from __future__ import annotations
 
@@ -40,3 +40,22 @@ def test_conclusions_answer_both_questions_with_intervals():
     assert "came from the mlp penalty (mlp: 97.7% of held-out blocks" in second
     strict = conclusions(results, summarise_sweep(results), precise, tolerance=0.1)
     assert "No setting kept the mean accuracy within 0.1 point" in strict
+
+
+def test_fit_conclusion_scores_both_models_against_the_bar():
+    from test_sweep import fake_results
+
+    from lenna_core.book.results_page import fit_conclusion
+
+    results = fake_results().assign(
+        crossfit_ms_mlp=lambda t: t["measured_ms"] * 1.08,
+        predicted_ms_adapted=lambda t: t["measured_ms"] * 1.03,
+        crossfit_ms_adapted=lambda t: t["measured_ms"] * 0.98)
+    text = fit_conclusion(results)
+    assert "the reference device's MLP: 8.0% median, 8.0% at worst through the cross-fit" in text
+    assert "adapted to that machine (chapter 5): 2.0% median, 2.0% at worst" in text
+    assert "(3.0% and 3.0% raw)" in text and "Over the 9 derived networks" in text
+    assert text.endswith("at worst: the MLP adapted to that machine (chapter 5).")
+    alone = fit_conclusion(results.drop(columns=[c for c in results if c.endswith("adapted")]))
+    assert "adapted to that machine (chapter 5): not run" in alone
+    assert alone.endswith("at worst: neither.")

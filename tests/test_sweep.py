@@ -143,6 +143,9 @@ def test_measurement_session_retimes_every_network_and_recalibrates():
     assert (out["measured_ms"] > 0).all() and len(table) == 2
     assert out["calibrated_ms_fixed"].iloc[1] == pytest.approx(
         factors["fixed"](Fixed(target).predict_genotype(DARTS_V1)))
+    # A predictor the sweep did not search with gets its raw prediction from the session.
+    assert out["predicted_ms_fixed"].tolist() == pytest.approx(
+        [Fixed(target).predict_genotype(g) for g in (DARTS_V2, DARTS_V1, DARTS_V2)])
 
 
 def test_findings_state_the_matched_setting_and_the_errors():
@@ -194,3 +197,20 @@ def test_paired_differences_pair_each_seed_with_its_plain_darts_run():
         stats.t.ppf(0.975, 2) * np.std(latency, ddof=1) / np.sqrt(3))
     with pytest.raises(ValueError, match="no seed"):
         paired_differences(fake_results(), "flops", 1.0)
+
+
+def test_prediction_parity_has_one_panel_per_predictor_with_its_kinds():
+    import matplotlib
+    matplotlib.use("Agg")
+    from lenna_core.book.search_plots import plot_prediction_parity
+
+    results = fake_results().assign(predicted_ms_adapted=lambda t: t["measured_ms"] * 1.02)
+    fig = plot_prediction_parity(results)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["MLP of chapter 4 (reference device)",
+                                                 "MLP adapted to this machine (chapter 5)"]
+    legend = [t.get_text() for t in panels[0].get_legend().get_texts()]
+    assert legend[1:] == ["raw block sum (median |err| 9.4%)",
+                          "random networks' fit (median |err| 0.0%)"]
+    with pytest.raises(ValueError, match="no predicted_ms_"):
+        plot_prediction_parity(results[["measured_ms", "test_acc"]])

@@ -95,6 +95,22 @@ def test_save_load_round_trip_with_provenance(shipped, blocks, tmp_path):
     assert loaded.provenance["device"] == device_identity("cpu")
 
 
+def test_rescaled_multiplies_every_prediction_and_its_module(shipped, blocks):
+    adapted = fit_method(shipped, "log_affine", blocks.iloc[:40],
+                         _other_device(shipped, blocks)[:40])
+    half = adapted.rescaled(0.5, "reference-scaled ms")
+    frame = blocks.iloc[40:45]
+    np.testing.assert_allclose(half.predict(frame), 0.5 * adapted.predict(frame), rtol=1e-9)
+    probs = torch.tensor(frame_probabilities(frame, shipped.space))
+    module = half.as_module(contexts_from_frame(frame))
+    np.testing.assert_allclose(module(probs).detach().numpy(), half.predict(frame), rtol=1e-4)
+    assert half.provenance["rescaled"] == {"factor": 0.5, "unit": "reference-scaled ms"}
+    assert "rescaled" not in adapted.provenance  # the original is left as it was
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="factor="):
+            adapted.rescaled(bad, "ms")
+
+
 def test_an_adapted_model_loaded_on_another_device_warns(shipped, blocks, tmp_path):
     adapted = fit_method(shipped, "scale", blocks.iloc[:5], _other_device(shipped, blocks)[:5])
     adapted.provenance = {"device": dict(device_identity("cpu"), cpu_family_model="0/0")}

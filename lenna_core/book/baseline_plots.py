@@ -8,8 +8,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+
+from lenna_core.book.plotting import CELL_COLOURS, readable_log_axes
 
 #: The ratios of :func:`lenna_core.latency.additivity.additivity_experiment`, as the figure
 #: names them.
@@ -31,8 +33,7 @@ def plot_additivity(cells: pd.DataFrame) -> Figure:
                 ylabel="measured single-path cell (ms)",
                 title="Additivity: cell vs sum of its ops")
     axes[0].legend(fontsize=8)
-    for axis in (axes[0].xaxis, axes[0].yaxis):
-        axis.set_minor_formatter(NullFormatter())
+    readable_log_axes(axes[0])
     long = cells.melt(id_vars="block", value_vars=list(TIMINGS), var_name="timing",
                       value_name="measured / predicted")
     long["timing"] = long["timing"].map(TIMINGS)
@@ -54,12 +55,15 @@ def plot_test_parity(measured: np.ndarray, predictions: Mapping[str, np.ndarray]
             max(measured.max(), *(p.max() for p in predictions.values())) * 1.25]
     for ax, (name, p) in zip(axes, predictions.items()):
         m = metrics[name]
-        ax.scatter(measured, p, s=8, alpha=0.5, c=np.where(reduction, "C1", "C0"))
+        ax.scatter(measured, p, s=8, alpha=0.5,
+                   c=np.where(reduction, *(to_hex(CELL_COLOURS[k]) for k in ("reduction",
+                                                                             "normal"))))
         ax.plot(lims, lims, color="0.3", lw=1)
         ax.set(xscale="log", yscale="log", xlim=lims, ylim=lims, xlabel="measured label (ms)",
                title=f"{name}\nMAPE {m['mape_pct']:.1f}%, {m['within_10_pct']:.0f}% within ±10%")
+        readable_log_axes(ax)
     axes[0].set_ylabel("predicted (ms)")
-    axes[0].legend(handles=[plt.Line2D([], [], ls="", marker="o", color=c, label=lbl)
-                            for c, lbl in (("C0", "normal"), ("C1", "reduction"))])
+    axes[0].legend(handles=[plt.Line2D([], [], ls="", marker="o", color=colour, label=kind)
+                            for kind, colour in CELL_COLOURS.items()])
     fig.suptitle("Test blocks: predicted vs measured expected latency")
     return fig

@@ -21,7 +21,7 @@ def setup_book(seed: int = 0, threads: int | None = 1, figures_dir: str | Path =
     """Seed every generator, fix CPU threads and plot style; returns what it set, for the record."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r}: must be a non-negative integer")
-    # The chapters compare devices explicitly (chapter 7 prints both and what differs); a
+    # The chapters compare devices explicitly (chapter 5 prints both and what differs); a
     # warning would print on some machines and not on others, and nbval compares stderr.
     warnings.filterwarnings("ignore", category=DeviceMismatchWarning)
     random.seed(seed)
@@ -42,7 +42,7 @@ def setup_book(seed: int = 0, threads: int | None = 1, figures_dir: str | Path =
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
     # cpu_capability: the kernels' code path (scripts/cpu_isa.sh pins AVX2), on which float
-    # rounding, and with it chapter 5's derived cells, depends.
+    # rounding, and with it chapter 6's derived cells, depends.
     return {"seed": seed, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "python": platform.python_version(), "figures_dir": os.fspath(figures)}

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from lenna_core.book.plotting import legend_outside, readable_log_axes
 from lenna_core.latency.convergence import LabelResult, LennaRule
 
 
@@ -43,7 +44,7 @@ def plot_passes_vs_error(pooled: pd.DataFrame, settings: Mapping[tuple, Sequence
     standard-error setting ``(k, warm-up, min resets) -> rule names``, LENNA's two rules as
     stars, LENNA's error as a dotted line."""
     by_rule = pooled.set_index("rule")
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     for (k, w, n), names in settings.items():
         curve = by_rule.loc[names].sort_values("passes_mean")
         ax.plot(curve.passes_mean, 100 * curve.err_p90, "o-" if n == min_resets else "s--",
@@ -55,5 +56,7 @@ def plot_passes_vs_error(pooled: pd.DataFrame, settings: Mapping[tuple, Sequence
     ax.axhline(100 * lenna_err_p90, color="k", lw=0.8, ls=":")
     ax.set(xscale="log", xlabel="forward passes per label (mean over blocks)",
            ylabel="label error vs own reference, 90th pct (%)", title=title)
-    ax.legend(fontsize=8)
+    readable_log_axes(ax, "x")
+    legend_outside(ax, fontsize=8)
+    fig.tight_layout()
     return fig

@@ -4,6 +4,7 @@ chapter measured, as text printed from the run's own numbers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -60,9 +61,11 @@ def rule_verdict(pooled: pd.DataFrame, raw: pd.DataFrame, streams: Sequence[Reco
 
 
 def span(values: Sequence[float] | pd.Series, fmt: str = "{:.2f}") -> str:
-    """``min-max`` of ``values``, each formatted with ``fmt``; ``inf`` is written out."""
-    low, high = min(values), max(values)
-    return f"{fmt.format(low)}-{fmt.format(high)}" if low != high else fmt.format(low)
+    """"``low`` to ``high``" of ``values``, each formatted with ``fmt`` (words, not a hyphen,
+    which reads as a minus sign beside negative values); an infinite end reads "unbounded"."""
+    low, high = (("unbounded" if math.isinf(v) else fmt.format(v))
+                 for v in (min(values), max(values)))
+    return low if low == high else f"{low} to {high}"
 
 
 def machine_vs_gates(overview: pd.DataFrame) -> str:

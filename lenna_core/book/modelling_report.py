@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.model_selection import train_test_split
 
+from lenna_core.book.plotting import legend_outside, readable_log_axes
 from lenna_core.latency.block_checks import extrapolation_expected
 from lenna_core.latency.dataset import held_out_split
 from lenna_core.latency.linear_model import ElasticNetLatency
@@ -72,14 +73,18 @@ def learning_curve(train: pd.DataFrame, test: pd.DataFrame, sizes: Sequence[int]
 def plot_learning_curve(curve: pd.DataFrame, floor: Mapping, ablation: Mapping) -> Figure:
     """Test MAPE against training blocks per model, with the noise floor and the MLP that
     sees no probabilities."""
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
     for name, points in curve.groupby("model"):
         ax.plot(points["rows"], points["mape_pct"], marker="o", label=name)
     ax.axhline(floor["mape_pct"], color="0.4", ls="--", label="noise floor")
     ax.axhline(ablation["mape_pct"], color="C3", ls=":", label="MLP without probabilities")
     ax.set(xscale="log", xlabel="training blocks", ylabel="test MAPE (%)",
            title="Learning curve")
-    ax.legend()
+    readable_log_axes(ax, "x")
+    sizes = sorted(int(n) for n in curve["rows"].unique())
+    ax.set_xticks(sizes, [str(n) for n in sizes])  # the sizes fitted, each labelled
+    legend_outside(ax, fontsize=9)
+    fig.tight_layout()
     return fig
 
 

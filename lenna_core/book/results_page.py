@@ -1,11 +1,15 @@
-"""The results page (chapter 6): this book's predictors beside the field's anchors, and its
+"""The results page (chapter 7): this book's predictors beside the field's anchors, and its
 conclusions, answering the introduction's two questions from the committed results."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from lenna_core.search.sweep import best_at_matched_accuracy, paired_differences
+from lenna_core.search.sweep import (
+    best_at_matched_accuracy,
+    paired_differences,
+    prediction_errors,
+)
 
 #: Published latency predictors: (predictor, what it predicts, what it reports).
 ANCHORS = (
@@ -19,6 +23,12 @@ OURS = ("MLP", "MLP on lookup table")
 #: The penalty estimators whose block predictors chapter 4 scores, and their rows there.
 PREDICTOR_ROWS = {"mlp": "MLP on lookup table", "lookup_table": "lookup table, calibrated"}
 WHAT = "expected block latency on this CPU"
+#: The bar for predicting whole derived networks on the machine that timed them (%): median
+#: and largest absolute error.
+NETWORK_BAR = (5.0, 10.0)
+#: The predictors of derived networks the third conclusion compares, as it names them.
+NETWORK_PREDICTORS = {"mlp": "the reference device's MLP",
+                      "adapted": "the MLP adapted to that machine (chapter 5)"}
 
 
 def _scores(row: pd.Series, suffix: str = "") -> str:
@@ -43,7 +53,7 @@ def anchors_table(ours: pd.DataFrame, truth: pd.DataFrame, precise: pd.DataFrame
 
 def conclusions(results: pd.DataFrame, summary: pd.DataFrame, precise: pd.DataFrame,
                 tolerance: float = 1.0) -> str:
-    """Markdown answering the introduction's two questions from chapter 5's runs (``results``,
+    """Markdown answering the introduction's two questions from chapter 6's runs (``results``,
     ``summary``) and chapter 4's scores against precise labels (``precise``); every change
     with its 95% interval over paired seeds."""
     matched = best_at_matched_accuracy(summary, tolerance)
@@ -79,3 +89,27 @@ def conclusions(results: pd.DataFrame, summary: pd.DataFrame, precise: pd.DataFr
                  "the simplest one did not decide the search." if overlap else
                  f", and its interval does not reach the {ranked[-1]} penalty's."))
     return "\n".join([first, second])
+
+
+def fit_conclusion(results: pd.DataFrame, bar: tuple[float, float] = NETWORK_BAR) -> str:
+    """Markdown: how closely the reference model and the adapted one predict the derived
+    networks on the machine that timed them, raw and through the cross-fit, against ``bar``
+    (median and largest absolute error, %)."""
+    errors = prediction_errors(results).set_index(["estimator", "prediction"])
+    parts, meets = [], []
+    for name, label in NETWORK_PREDICTORS.items():
+        if (name, "crossfit") not in errors.index:
+            parts.append(f"{label}: not run")
+            continue
+        fit, raw = errors.loc[(name, "crossfit")], errors.loc[(name, "predicted")]
+        parts.append(f"{label}: {fit['median_abs_error_pct']:.1f}% median, "
+                     f"{fit['max_abs_error_pct']:.1f}% at worst through the cross-fit "
+                     f"({raw['median_abs_error_pct']:.1f}% and {raw['max_abs_error_pct']:.1f}% "
+                     "raw)")
+        if fit["median_abs_error_pct"] <= bar[0] and fit["max_abs_error_pct"] <= bar[1]:
+            meets.append(label)
+    networks = int(errors["networks"].iloc[0])
+    verdict = (f"Within the bar of {bar[0]:g}% median and {bar[1]:g}% at worst: "
+               + (", ".join(meets) if meets else "neither") + ".")
+    return (f"3. **Does the latency model fit the machine that timed the networks?** Over the "
+            f"{networks} derived networks, {'; '.join(parts)}. {verdict}")

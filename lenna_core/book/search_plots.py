@@ -40,26 +40,40 @@ def plot_pareto(results: pd.DataFrame, summary: pd.DataFrame, ax: Axes | None = 
     return ax.figure
 
 
-def plot_prediction_parity(results: pd.DataFrame, ax: Axes | None = None) -> Figure:
-    """Predicted vs measured latency of every derived network: raw, through the calibration
-    networks' composition, and through the cross-fitted one."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 5.0))
+PREDICTOR_TITLES = {"mlp": "MLP of chapter 4 (reference device)",
+                    "lookup_table": "lookup table (reference device)",
+                    "adapted": "MLP adapted to this machine (chapter 5)"}
+KIND_MARKERS = {"predicted": "x", "calibrated": "o", "crossfit": "s"}
+KIND_LABELS = {"predicted": "raw block sum", "calibrated": "random networks' fit",
+               "crossfit": "cross-fit"}
+
+
+def plot_prediction_parity(results: pd.DataFrame) -> Figure:
+    """Predicted vs measured latency of every derived network, one panel per estimator: raw,
+    through the calibration networks' composition, and through the cross-fitted one."""
     columns = [c for c in results.columns if c.startswith(PREDICTION_PREFIXES)]
     if not columns:
         raise ValueError("results hold no predicted_ms_* column: no ms estimator was given")
-    for i, column in enumerate(columns):
-        kind, name = column.split("_ms_", 1)
-        error = np.median(np.abs(results[column] / results["measured_ms"] - 1)) * 100
-        ax.scatter(results["measured_ms"], results[column], s=18, color=f"C{i}",
-                   marker={"calibrated": "o", "crossfit": "s"}.get(kind, "x"),
-                   label=f"{LABELS.get(name, name)}, {kind} (median |err| {error:.1f}%)")
-    lo = 0.8 * min(results["measured_ms"].min(), results[columns].min().min())
-    hi = 1.2 * max(results["measured_ms"].max(), results[columns].max().max())
-    ax.plot([lo, hi], [lo, hi], color="k", lw=1)
-    ax.fill_between([lo, hi], [0.9 * lo, 0.9 * hi], [1.1 * lo, 1.1 * hi], color="0.85",
-                    label="±10%")
-    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured latency (ms)",
-           ylabel="predicted latency (ms)", title="Derived networks: predicted vs measured")
-    ax.legend(fontsize=7, loc="upper left")
-    return ax.figure
+    names = list(dict.fromkeys(c.split("_ms_", 1)[1] for c in columns))
+    lo = 0.9 * min(results["measured_ms"].min(), results[columns].min().min())
+    hi = 1.1 * max(results["measured_ms"].max(), results[columns].max().max())
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 5.2), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    for ax, name in zip(axes[0], names):
+        ax.fill_between([lo, hi], [0.9 * lo, 0.9 * hi], [1.1 * lo, 1.1 * hi], color="0.88",
+                        label="±10%")
+        ax.plot([lo, hi], [lo, hi], color="k", lw=1)
+        for i, kind in enumerate(KIND_MARKERS):
+            column = f"{kind}_ms_{name}"
+            if column not in results:
+                continue
+            error = np.median(np.abs(results[column] / results["measured_ms"] - 1)) * 100
+            ax.scatter(results["measured_ms"], results[column], s=20, color=f"C{i}",
+                       marker=KIND_MARKERS[kind],
+                       label=f"{KIND_LABELS[kind]} (median |err| {error:.1f}%)")
+        ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured latency (ms)",
+               title=PREDICTOR_TITLES.get(name, name))
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
+    axes[0, 0].set_ylabel("predicted latency (ms)")
+    fig.suptitle("Derived networks: predicted vs measured latency")
+    return fig

@@ -1,4 +1,4 @@
-"""Figures and findings for the transfer of a latency model to a new device (chapter 7)."""
+"""Figures and findings for the transfer of a latency model to a new device (chapter 5)."""
 
 from __future__ import annotations
 

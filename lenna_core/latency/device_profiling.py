@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from lenna_core.latency.blocks import CellContext
 from lenna_core.latency.dataset import label_dataset, read_dataset, read_metadata
 from lenna_core.latency.device_folder import write_manifest
 from lenna_core.latency.device_identity import device_identity
@@ -73,11 +75,13 @@ def profile_device(path: str | Path, *, blocks: int | None = None, budget_s: flo
 
 
 def measure_op_table(frame: pd.DataFrame, *, device: str = "cpu", threads: int = 1,
-                     rounds: int = 2) -> tuple[OpLatencyTable, float]:
-    """The op table of this machine over the contexts of the blocks in ``frame`` (every op
-    and fixed cost once per round, each key's lowest median); returns it and the seconds."""
+                     rounds: int = 2, also: Sequence[CellContext] = ()
+                     ) -> tuple[OpLatencyTable, float]:
+    """The op table of this machine over the contexts of the blocks in ``frame`` and ``also``
+    (every op and fixed cost once per round, each key's lowest median); returns it and the
+    seconds."""
     started = time.perf_counter()
-    contexts = sorted(set(contexts_from_frame(frame)), key=str)
+    contexts = sorted({*contexts_from_frame(frame), *also}, key=str)
     table = OpLatencyTable.measure(contexts, rounds=rounds, device=device, threads=threads,
                                    progress=False)
     return table, time.perf_counter() - started
@@ -87,12 +91,19 @@ def adapt_and_save(source: MLPLatency, source_name: str, calibration: pd.DataFra
                    blocks: pd.DataFrame, out_dir: str | Path, *, seed: int, seconds: float,
                    methods: tuple[str, ...] = METHODS, device: str = "cpu", threads: int = 1,
                    notes: str = "", **manifest: object) -> tuple[AdaptedLatency, float]:
-    """Measure this machine's op table over ``blocks``' contexts, adapt ``source`` on the
+    """Measure this machine's op table over ``blocks``' contexts and those of the source's
+    table, adapt ``source`` on the
     ``calibration`` blocks (labelled in ``seconds``) and save the table, the adapted model and
     a manifest in ``out_dir``; returns the model and the table's seconds."""
     out = Path(out_dir)
     here = device_identity(device, threads, batch_size=1)
-    table, table_seconds = measure_op_table(blocks, device=device, threads=threads)
+    # Every context the source's own table prices too, so that the adapted model prices
+    # every block the source could (a search's target network among them), not only the
+    # contexts a short profile happened to draw.
+    source_table = getattr(getattr(source, "prior_", None), "table", None)
+    table, table_seconds = measure_op_table(
+        blocks, device=device, threads=threads,
+        also=source_table.contexts() if source_table is not None else ())
     table.to_csv(out / "op_latency_table.csv")
     adapted = adapt(source, calibration, calibration["latency_ms"], methods=methods, seed=seed,
                     device=here, source_name=source_name,
@@ -102,6 +113,20 @@ def adapt_and_save(source: MLPLatency, source_name: str, calibration: pd.DataFra
                    notes=notes, method=adapted.method, tables={"op_table": "op_latency_table.csv"},
                    op_table_seconds=round(table_seconds, 1), **manifest)
     return adapted, table_seconds
+
+
+def load_adapted(out_dir: str | Path) -> tuple[AdaptedLatency, float]:
+    """The model :func:`adapt_and_save` wrote to ``out_dir`` (checked against this machine)
+    and the reference cell's ms its blocks' labels are scaled by."""
+    out = Path(out_dir)
+    missing = [name for name in ("manifest.json", "mlp_latency.transfer.json", "blocks.csv")
+               if not (out / name).exists()]
+    if missing:
+        raise ValueError(f"out_dir={str(out)!r} holds no adapted model ({', '.join(missing)} "
+                         "missing): profile this machine first (chapter 5, or lenna transfer "
+                         f"--out-dir {out})")
+    reference_ms = read_metadata(out / "blocks.csv")["settings"]["rule"]["reference_ms"]
+    return AdaptedLatency.load(out / "mlp_latency"), float(reference_ms)
 
 
 def transfer_to_this_device(model_path: str | Path, out_dir: str | Path, *,

@@ -46,6 +46,11 @@ SCORINGS = ("one labelling", "mean of two labellings", "error-free labels (SIMEX
 #: Metrics bounded above: percentages by 100, rank correlations by 1.
 _BOUNDS = {"mape_pct": (0.0, None), "rmse_ms": (0.0, None), "within_5_pct": (0.0, 100.0),
            "within_10_pct": (0.0, 100.0), "kendall_tau": (-1.0, 1.0), "spearman": (-1.0, 1.0)}
+#: How a figure names each metric (axis labels).
+METRIC_LABELS = {"mape_pct": "MAPE (%)", "rmse_ms": "RMSE (ms)",
+                 "within_5_pct": "within ±5% (% of blocks)",
+                 "within_10_pct": "within ±10% (% of blocks)", "kendall_tau": "Kendall tau",
+                 "spearman": "Spearman rho"}
 
 
 def _check_pairs(first: Sequence[float], second: Sequence[float],
@@ -177,7 +182,7 @@ def plot_extrapolation(curves: dict[str, pd.DataFrame], estimates: dict[str, flo
         ax.axhline(target, color="0.3", lw=1, ls=":", label=f"target {target:g}")
     ax.axvline(1.0, color="0.8", lw=1)
     ax.set(xlabel="label-noise variance (1 = one labelling, 0.5 = mean of two)",
-           ylabel=metric, xlim=(-0.05, grid[-1] + 0.05))
+           ylabel=METRIC_LABELS.get(metric, metric), xlim=(-0.05, grid[-1] + 0.05))
     return ax
 
 

@@ -222,6 +222,12 @@ class OpLatencyTable:
                 "measured": datetime.now(UTC).isoformat(timespec="seconds")}
         return cls(ops, fixed, space, meta)
 
+    def contexts(self) -> list[CellContext]:
+        """The block contexts whose fixed costs the table holds."""
+        return [CellContext(**{k: (bool(v) if k.startswith("reduction") else int(v))
+                               for k, v in zip(CONTEXT_KEY, row)})
+                for row in self.fixed[list(CONTEXT_KEY)].itertuples(index=False)]
+
     def merge(self, other: OpLatencyTable) -> OpLatencyTable:
         """This table with ``other``'s rows added (``other`` wins where both hold a key)."""
         if other.space != self.space:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -95,6 +96,19 @@ class AdaptedLatency:
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Latency (ms) on the adapted device of every row of the dataset frame ``X``."""
         return np.exp(self.log_scale + self.power * np.log(self.model.predict(X)))
+
+    def rescaled(self, factor: float, unit: str) -> AdaptedLatency:
+        """The same model with every prediction multiplied by ``factor``, in ``unit``.
+
+        A session timed against the reference cell reports ``ratio * reference_ms`` of the
+        models' device; this model predicts ``ratio * reference_ms`` of its own device. The
+        factor between the two reference cells moves one into the other's units.
+        """
+        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor={factor!r}: must be a finite number > 0")
+        provenance = {**self.provenance, "rescaled": {"factor": float(factor), "unit": unit}}
+        return AdaptedLatency(self.model, self.method, self.log_scale + math.log(factor),
+                              self.power, provenance)
 
     def as_module(self, contexts: Sequence[CellContext] | None = None) -> nn.Module:
         """The frozen differentiable model (see :meth:`MLPLatency.as_module`), adapted."""

@@ -198,7 +198,8 @@ def measure_session(results: pd.DataFrame, target: TargetConfig, meter: LatencyM
     ``calibrated_ms_<name>`` (the composition of the calibration networks alone) and
     ``crossfit_ms_<name>`` (a composition fitted on every other network of the session,
     :func:`~lenna_core.search.evaluation.cross_fitted_ms`, with ``crossfit_extrapolated_<name>``),
-    the fits, and the calibration networks' table.
+    the fits, and the calibration networks' table. ``estimators`` may name predictors the sweep
+    did not search with (a model adapted to this machine): they get ``predicted_ms_<name>`` too.
     """
     derived = [Genotype.from_json(g) for g in results["genotype"]]
     timed = measure_interleaved([*derived, *calibration], target, meter).set_index("genotype")
@@ -212,6 +213,9 @@ def measure_session(results: pd.DataFrame, target: TargetConfig, meter: LatencyM
         overhead_ms)
     everything = {g: timed.loc[g.to_json(), "latency_ms"] for g in [*derived, *calibration]}
     for name in factors:
+        if f"predicted_ms_{name}" not in out:  # a predictor the sweep did not search with
+            out[f"predicted_ms_{name}"] = [predicted_ms(estimators[name], g, overhead_ms)
+                                           for g in derived]
         out[f"calibrated_ms_{name}"] = [predicted_ms(estimators[name], g, overhead_ms,
                                                      factors[name]) for g in derived]
         crossed = cross_fitted_ms(estimators[name], derived, everything, overhead_ms)

@@ -12,17 +12,19 @@
 # ---
 
 # %% [markdown]
-# # 7. Your device: the latency model on the machine that builds the book
+# # 5. Your device: the latency model on the machine that builds the book
 #
 # **What this chapter answers.** LENNA's premise is that latency depends on the device, so
-# the predictor must fit the device the search targets. The models of chapters 4 and 5 were
-# fit on labels measured on one machine, the *reference device*. How well does that model
-# predict the machine running this chapter, and how much profiling does it take to adapt it?
+# the predictor must fit the device the search targets. The op table of chapter 1 and the
+# models of chapter 4 were fit on labels measured on one machine, the *reference device*. How
+# well does that model predict the machine running this chapter, and how much profiling does
+# it take to adapt it?
 # The chapter names both devices and what differs between them, labels fresh blocks here for
 # about `budget_s` seconds, adapts the shipped model with the method cross-validation picks
 # (`lenna_core.latency.transfer`), and scores the model before and after on blocks it did not see.
 # Then it draws how many labelled blocks each method needs on the devices committed under
-# `data/devices/` (from `benchmarks/transfer.py`).
+# `data/devices/` (from `benchmarks/transfer.py`). Chapter 6 reads the adapted model from
+# `out_dir` and predicts its derived networks on this machine with it.
 #
 # | parameter | meaning | unit / range |
 # |---|---|---|
@@ -41,7 +43,7 @@ budget_s = 75.0
 calibration_share = 0.5
 model_path = "../data/mlp_latency"
 dataset_path = "../data/latency_dataset.csv"
-out_dir = "../runs/07_this_machine"
+out_dir = "../runs/05_this_machine"
 curves_path = "../data/devices/transfer_curves.csv"
 figures_dir = "../figures"
 
@@ -119,7 +121,7 @@ order = np.random.default_rng(seed).permutation(len(blocks))
 cut = int(round(calibration_share * len(blocks)))
 calibration, test = blocks.iloc[order[:cut]], blocks.iloc[order[cut:]]
 adapted, table_seconds = adapt_and_save(source, model_path, calibration, blocks, out_dir,
-                                        seed=seed, seconds=seconds, notes="written by chapter 7")
+                                        seed=seed, seconds=seconds, notes="written by chapter 5")
 print(f"op table in {table_seconds:.0f} s; chose {adapted.method} ({len(calibration)} "
       f"calibration, {len(test)} test blocks)")
 pd.DataFrame(adapted.provenance["cross_validation"]).round(2)
@@ -135,7 +137,7 @@ predictions = {"shipped model": source.predict(test), f"adapted ({adapted.method
 scores = before_after(test["latency_ms"], predictions)
 fig = plot_parity_panels(test["latency_ms"], predictions, xlabel="label on this machine (ms)",
                          ncols=2)
-fig.savefig(figures / "07_before_after.png")
+fig.savefig(figures / "05_before_after.png")
 plt.show()
 scores.round(3)
 
@@ -150,7 +152,7 @@ scores.round(3)
 # %% tags=["nbval-ignore-output"]
 curves = pd.read_csv(curves_path)
 fig = plot_transfer_curves(curves)
-fig.savefig(figures / "07_transfer_curves.png")
+fig.savefig(figures / "05_transfer_curves.png")
 plt.show()
 curves.pivot_table(index=["device", "method"], columns="k", values="within_10_pct").round(1)
 

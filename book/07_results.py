@@ -16,16 +16,16 @@
 #
 # **What this page answers.** The book's headline numbers in one place, read from the files
 # the chapters wrote: how well the latency predictors of chapter 4 do next to the published
-# anchors, and the accuracy/latency front of the searches of chapter 5, with the machine
+# anchors, and the accuracy/latency front of the searches of chapter 6, with the machine
 # they were measured on. Nothing is measured here; the conclusions at the end pair the
-# searches of chapter 5 seed by seed.
+# searches of chapter 6 seed by seed.
 #
 # | parameter | meaning | unit / range |
 # |---|---|---|
 # | `predictor_metrics_path` | chapter 4's comparison table | CSV path |
 # | `truth_metrics_path` | chapter 4's scores against one, two and (estimated) error-free labellings | CSV path |
 # | `precise_metrics_path` | chapter 4's scores against precise labels of the held-out blocks | CSV path |
-# | `search_results_path` | chapter 5's table of runs | CSV path |
+# | `search_results_path` | chapter 6's table of runs | CSV path |
 # | `dataset_path` | the latency dataset (its metadata names the machine) | CSV path |
 # | `tolerance` | accuracy loss (points) accepted as "matched" | number >= 0 |
 # | `figures_dir` | where figures are written, relative to `book/` | path |
@@ -47,7 +47,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lenna_core.book.chapter import setup_book
-from lenna_core.book.results_page import anchors_table, conclusions
+from lenna_core.book.results_page import anchors_table, conclusions, fit_conclusion
 from lenna_core.book.search_plots import plot_pareto
 from lenna_core.latency.device_folder import dataset_identity
 from lenna_core.latency.device_identity import (
@@ -68,9 +68,10 @@ figures = Path(figures_dir)
 # Two devices appear in the book. The *reference device* labelled the latency dataset
 # (chapter 3), so the op table, the models of chapter 4 and their scores predict its
 # latencies, one thread, batch size 1, in milliseconds scaled by its reference cell. The
-# searches of chapter 5 were timed on the machine named in their results, in the same
-# reference-scaled milliseconds. The machine that builds the book can be a third: chapter 7
-# profiles it and adapts the model to it. A device is more than a processor name (two VMs
+# searches of chapter 6 were timed on the machine named in their results, in the same
+# reference-scaled milliseconds. The machine that builds the book can be a third: chapter 5
+# profiles it and adapts the model to it, and chapter 6 predicts its derived networks there
+# with that adapted model. A device is more than a processor name (two VMs
 # that both call themselves "AMD EPYC" can time the same blocks differently), so the
 # family/model numbers, the vector ISA and the kernel path are listed too (a field an older record lacks reads "not
 # recorded").
@@ -79,7 +80,7 @@ figures = Path(figures_dir)
 search = pd.read_csv(search_results_path)
 reference = dataset_identity(dataset_path)
 print("reference device (labelled the data):", describe_device(reference))
-print("chapter 5's latencies measured on:", ", ".join(search["device_name"].unique()),
+print("chapter 6's latencies measured on:", ", ".join(search["device_name"].unique()),
       "| target input (batch x C x H x W):", ", ".join(search["target_input"].unique()))
 
 # %% tags=["nbval-ignore-output"]
@@ -126,12 +127,12 @@ precise[["rmse_ms", "mape_pct", "within_10_pct", "kendall_tau", "spearman"]].rou
 anchors_table(ours, truth, precise)
 
 # %% [markdown]
-# ## Latency-aware search (chapter 5)
+# ## Latency-aware search (chapter 6)
 
 # %% tags=["nbval-ignore-output"]
 summary = sw.summarise_sweep(search)
 fig = plot_pareto(search, summary, title="Accuracy vs measured latency of the target network")
-fig.savefig(figures / "06_pareto.png")
+fig.savefig(figures / "07_pareto.png")
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
@@ -148,13 +149,15 @@ display(Markdown("\n".join(f"- {line}" for line in sw.findings(summary, errors, 
 # %% [markdown]
 # ## Conclusions
 #
-# The introduction's two questions, answered from the results above. Each change pairs a
+# The introduction's two questions, answered from the results above, and the premise of this
+# book's last chapters: a latency model fits the device it was measured on. Each change pairs a
 # setting's run with plain DARTS's run of the same seed, and carries its 95% interval over
 # the seeds: with a few seeds of a short search, only a change whose interval excludes zero
 # is a finding.
 
 # %% tags=["nbval-ignore-output"]
-display(Markdown(conclusions(search, summary, precise, tolerance)))
+display(Markdown(conclusions(search, summary, precise, tolerance) + "\n"
+                 + fit_conclusion(search)))
 
 # %% [markdown]
 # ## References
