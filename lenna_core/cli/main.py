@@ -3,9 +3,11 @@
     lenna --help
     lenna label --out data/my_device.csv --rows 3000 --core 1   # label a dataset
     lenna transfer --out-dir data/devices/here --budget-s 120    # adapt a model to this machine
+    lenna search --out runs/my_search --lam 0.5                   # one latency-aware search
 
 Each subcommand is also a module (``python -m lenna_core.cli.label``,
-``python -m lenna_core.cli.transfer``) and documents its options with ``--help``.
+``python -m lenna_core.cli.transfer``, ``torchrun ... -m lenna_core.cli.search``) and documents
+its options with ``--help``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from lenna_core.cli import label, transfer
+from lenna_core.cli import label, search, transfer
 
 SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "label": (label.main, "label sampled blocks with their expected latency on "
                           "this machine (a dataset; resumable)"),
     "transfer": (transfer.main, "profile this machine for a few minutes and adapt a "
                                 "latency model to it"),
+    "search": (search.main, "run or resume one latency-aware search (under torchrun: "
+                            "on every rank)"),
 }
 
 

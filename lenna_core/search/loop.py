@@ -11,6 +11,13 @@ A search lives in one folder::
 Run the same search again on the same folder and it resumes from the last checkpoint (one
 is written every ``checkpoint_every`` steps and after every epoch) and ends exactly where an
 uninterrupted run would; a folder holding another configuration is refused, not overwritten.
+
+Under ``torchrun``, pass the :class:`~lenna_core.search.distributed.DistributedContext` of
+:func:`~lenna_core.search.distributed.init_from_environment` as ``distributed``: each rank
+steps on its slice of every global batch with gradients averaged over the ranks, rank 0 alone
+writes the folder, and every rank resumes from the same checkpoint and ends with the same
+alphas (checked). That module says what differs from one process (BatchNorm statistics per
+slice). Without it, nothing here exchanges anything and a search computes what it always did.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from lenna_core.latency.file_checks import (
     with_digest,
 )
 from lenna_core.latency.profiler import resolve_device
+from lenna_core.search.distributed import DistributedContext
 from lenna_core.search.estimators import LatencyEstimator
 from lenna_core.search.penalty import LinearPenalty, Penalty
 from lenna_core.search.step import ArchStep, arch_step, unrolled_arch_step, weight_step
@@ -178,8 +186,11 @@ class LatencyAwareSearch:
 
     def __init__(self, config: SearchConfig, out_dir: str | os.PathLike,
                  estimator: LatencyEstimator | None = None,
-                 penalty: Penalty | None = None) -> None:
+                 penalty: Penalty | None = None,
+                 distributed: DistributedContext | None = None) -> None:
         self.config = config
+        self.distributed = distributed
+        self.network: SearchNetwork | None = None  # this rank's supernet after run() searched
         self.out_dir = Path(out_dir)
         self.estimator = estimator
         self.penalty = penalty if penalty is not None else LinearPenalty(0.0)
@@ -189,15 +200,22 @@ class LatencyAwareSearch:
         if self.penalty.lam > 0 and estimator is None:
             raise ValueError(f"penalty lam={self.penalty.lam} needs an estimator "
                              "(MLPEstimator, LookupTableEstimator or FlopsEstimator)")
+        if distributed is not None and config.order == "second":
+            raise ValueError("order='second' is not supported by a distributed search (its "
+                             "virtual weight step would need averaged gradients too); use "
+                             "order='first' or one process")
 
     # ------------------------------------------------------------------ bookkeeping
 
     def describe(self) -> dict:
         """What defines this search; a folder holding another description is refused."""
         from lenna_core import __version__
-        return {"config": asdict(self.config), "penalty": self.penalty.to_dict(),
-                "estimator": None if self.estimator is None else self.estimator.describe(),
-                "package_version": __version__}
+        described = {"config": asdict(self.config), "penalty": self.penalty.to_dict(),
+                     "estimator": None if self.estimator is None else self.estimator.describe(),
+                     "package_version": __version__}
+        if self.distributed is not None:  # BatchNorm sees slices: another search, another folder
+            described["world_size"] = self.distributed.world_size
+        return described
 
     def _check_folder(self) -> None:
         path = self.out_dir / "config.json"
@@ -224,21 +242,39 @@ class LatencyAwareSearch:
         """Search (or resume, or return the finished result); ``on_step(global_step)`` is
         called after every step, after any checkpoint of that step is written."""
         cfg = self.config
+        ranks = self.distributed
+        writes = ranks is None or ranks.is_main
         self._check_folder()
         if (self.out_dir / "result.json").exists():
             return self.load_result()
         # Everything that can fail on a bad setting fails before the folder is written to: a
         # corrected run must not be refused as "another configuration".
         device = resolve_device(cfg.device, "SearchConfig.device")
+        if ranks is not None:
+            if ranks.device.type != device.type:
+                raise ValueError(f"SearchConfig.device={cfg.device!r} but the process group "
+                                 f"exchanges tensors on {ranks.device.type}: initialise it "
+                                 "for the same device")
+            device = ranks.device
         if splits is None:
             splits = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.split_seed)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "genotypes").mkdir(exist_ok=True)
-        _write_atomic(self.out_dir / "config.json", json.dumps(self.describe(), indent=2) + "\n")
+        n_steps = min(math.ceil(len(splits.train) / cfg.batch_size),
+                      math.ceil(len(splits.val) / cfg.batch_size))
+        if cfg.steps_per_epoch is not None:
+            n_steps = min(n_steps, cfg.steps_per_epoch)
+        if ranks is not None:
+            _check_shards(len(splits.train), len(splits.val), cfg.batch_size, n_steps,
+                          ranks.world_size)
+        if writes:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "genotypes").mkdir(exist_ok=True)
+            _write_atomic(self.out_dir / "config.json",
+                          json.dumps(self.describe(), indent=2) + "\n")
 
         torch.manual_seed(cfg.seed)
         net = SearchNetwork(cfg.C, splits.num_classes, cfg.layers, in_channels=splits.in_channels,
                             mode=cfg.mode, gate_gradient=cfg.gate_gradient).to(device)
+        self.network = net
         w_opt = torch.optim.SGD(net.weight_parameters(), cfg.weight_lr,
                                 momentum=cfg.weight_momentum, weight_decay=cfg.weight_decay)
         a_opt = torch.optim.Adam(net.arch_parameters(), cfg.arch_lr, betas=(0.5, 0.999),
@@ -253,10 +289,6 @@ class LatencyAwareSearch:
         objective = (LatencyObjective(penalty, estimator)
                      if estimator is not None and penalty.lam > 0 else None)
 
-        n_steps = min(math.ceil(len(splits.train) / cfg.batch_size),
-                      math.ceil(len(splits.val) / cfg.batch_size))
-        if cfg.steps_per_epoch is not None:
-            n_steps = min(n_steps, cfg.steps_per_epoch)
         state = {"epoch": 0, "step": 0, "global_step": 0, "rows": [], "sums": {},
                  "seconds": 0.0}
         if self._checkpoint_path().exists():
@@ -279,36 +311,54 @@ class LatencyAwareSearch:
             state = saved["state"]
 
         def checkpoint() -> None:
-            self._save_checkpoint({
-                "version": CHECKPOINT_VERSION, "describe": json.loads(json.dumps(
-                    self.describe())), "net": net.state_dict(),
-                "weight_optimizer": w_opt.state_dict(), "arch_optimizer": a_opt.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-                "penalty": penalty.to_dict(), "state": state})
+            if ranks is not None:
+                ranks.average_buffers(net)
+            if writes:
+                self._save_checkpoint({
+                    "version": CHECKPOINT_VERSION, "describe": json.loads(json.dumps(
+                        self.describe())), "net": net.state_dict(),
+                    "weight_optimizer": w_opt.state_dict(),
+                    "arch_optimizer": a_opt.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda"
+                    else None, "penalty": penalty.to_dict(), "state": state})
+            if ranks is not None:  # nobody steps on before the file is whole
+                ranks.barrier()
 
         bar = tqdm(total=cfg.epochs * n_steps, initial=state["global_step"], unit="step",
                    desc=f"search {penalty.kind} lam={penalty.lam:g} seed={cfg.seed}",
-                   disable=not progress)
+                   disable=not progress or not writes)
         started = time.perf_counter() - state["seconds"]
         for epoch in range(state["epoch"], cfg.epochs):
             train_batches = epoch_batches(len(splits.train), cfg.batch_size, cfg.seed, epoch, 0)
             val_batches = epoch_batches(len(splits.val), cfg.batch_size, cfg.seed, epoch, 1)
             net.train()
             for step in range(state["step"], n_steps):
-                x, y = collate_batch(splits.train, train_batches[step], device)
-                xv, yv = collate_batch(splits.val, val_batches[step], device)
-                sums = state["sums"]
+                train_index, val_index = train_batches[step], val_batches[step]
+                average_arch = average_weights = None
+                if ranks is not None:
+                    train_index, val_index = ranks.shard(train_index), ranks.shard(val_index)
+                    average_arch = ranks.gradient_averager(len(val_index),
+                                                           len(val_batches[step]))
+                    average_weights = ranks.gradient_averager(len(train_index),
+                                                              len(train_batches[step]))
+                x, y = collate_batch(splits.train, train_index, device)
+                xv, yv = collate_batch(splits.val, val_index, device)
+                added = {}
                 if epoch >= cfg.warmup_epochs:
                     if cfg.order == "second":
                         result = unrolled_arch_step(net, a_opt, w_opt, (x, y), (xv, yv),
                                                     objective)
                     else:
-                        result = arch_step(net, a_opt, xv, yv, objective)
-                    _accumulate(sums, result, len(yv))
-                train_ce = weight_step(net, w_opt, x, y, cfg.grad_clip)
-                sums["train_ce"] = sums.get("train_ce", 0.0) + train_ce * len(y)
-                sums["train_n"] = sums.get("train_n", 0) + len(y)
+                        result = arch_step(net, a_opt, xv, yv, objective, average_arch)
+                    added = _arch_sums(result, len(yv))
+                train_ce = weight_step(net, w_opt, x, y, cfg.grad_clip, average_weights)
+                added.update(train_ce=train_ce * len(y), train_n=len(y))
+                if ranks is not None:  # the log counts the global batch on every rank
+                    added = ranks.sum_values(added)
+                sums = state["sums"]
+                for name, value in added.items():
+                    sums[name] = sums.get(name, 0) + value
                 state["step"], state["global_step"] = step + 1, state["global_step"] + 1
                 state["seconds"] = time.perf_counter() - started
                 bar.update(1)
@@ -319,16 +369,20 @@ class LatencyAwareSearch:
                     on_step(state["global_step"])
             scheduler.step()
             genotype = net.genotype(cfg.max_skip)
-            _write_atomic(self.out_dir / "genotypes" / f"epoch_{epoch:03d}.json",
-                          genotype.to_json() + "\n")
+            if writes:
+                _write_atomic(self.out_dir / "genotypes" / f"epoch_{epoch:03d}.json",
+                              genotype.to_json() + "\n")
             row = self._epoch_row(epoch, state, genotype, net, estimator, scheduler)
             state["rows"].append(row)
             state.update(epoch=epoch + 1, step=0, sums={},
                          seconds=time.perf_counter() - started)
-            _write_atomic(self.out_dir / "log.csv", pd.DataFrame(state["rows"]).to_csv(
-                index=False))
+            if writes:
+                _write_atomic(self.out_dir / "log.csv", pd.DataFrame(state["rows"]).to_csv(
+                    index=False))
             checkpoint()
         bar.close()
+        if ranks is not None:
+            ranks.check_identical(net.arch_parameters(), "the alphas")
         genotype = net.genotype(cfg.max_skip)
         predicted = None if estimator is None else estimator.predict_genotype(genotype)
         result = {"genotype": json.loads(genotype.to_json()), "penalty": penalty.to_dict(),
@@ -336,8 +390,11 @@ class LatencyAwareSearch:
                   "unit": None if estimator is None else estimator.unit,
                   "seconds": state["seconds"],
                   "alphas": {k: v.tolist() for k, v in net.probabilities().items()}}
-        _write_atomic(self.out_dir / "result.json",
-                      json.dumps(with_digest(result), indent=2) + "\n")
+        if writes:
+            _write_atomic(self.out_dir / "result.json",
+                          json.dumps(with_digest(result), indent=2) + "\n")
+        if ranks is not None:
+            ranks.barrier()
         return self.load_result()
 
     def _epoch_row(self, epoch: int, state: dict, genotype: Genotype, net: SearchNetwork,
@@ -377,12 +434,22 @@ class LatencyAwareSearch:
                             {"alphas": data["alphas"]})
 
 
-def _accumulate(sums: dict, result: ArchStep, n: int) -> None:
-    sums["val_ce"] = sums.get("val_ce", 0.0) + result.ce * n
-    sums["val_correct"] = sums.get("val_correct", 0) + result.correct
-    sums["val_n"] = sums.get("val_n", 0) + n
+def _arch_sums(result: ArchStep, n: int) -> dict:
+    """What one architecture step adds to the epoch's sums (n: its batch size)."""
+    added = {"val_ce": result.ce * n, "val_correct": result.correct, "val_n": n}
     if "latency_term" in result.details:
-        sums["latency_term"] = sums.get("latency_term", 0.0) + result.details["latency_term"] * n
+        added["latency_term"] = result.details["latency_term"] * n
+    return added
+
+
+def _check_shards(n_train: int, n_val: int, batch_size: int, n_steps: int,
+                  world_size: int) -> None:
+    """Refuse a batch size that leaves a rank without samples in some step of an epoch."""
+    smallest = min(min(batch_size, n - (n_steps - 1) * batch_size) for n in (n_train, n_val))
+    if smallest < world_size:
+        raise ValueError(f"batch_size={batch_size}: some step's batch has {smallest} "
+                         f"samples, fewer than the {world_size} ranks; choose a batch size "
+                         "or steps_per_epoch that gives every rank at least one sample")
 
 
 def _differences(a, b, prefix: str = "") -> list[str]:

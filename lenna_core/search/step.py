@@ -4,6 +4,10 @@ The architecture loss is cross-entropy, optionally combined with a latency penal
 ``objective`` (see :class:`lenna_core.search.loop.LatencyObjective`): ``objective(ce, net)``
 returns the loss and a dict of what it added. The alpha gradient is first order by default;
 :func:`unrolled_arch_step` is DARTS's second-order approximation (softmax mode only).
+
+``average_gradients(params)``, when given, is called after the gradients of the group being
+stepped are set and before anything reads them (clipping, the optimiser): a distributed search
+averages them over its ranks there (:mod:`lenna_core.search.distributed`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch.func import functional_call
 from lenna_core.space.supernet import SearchNetwork, frozen_arch
 
 Objective = Callable[[torch.Tensor, SearchNetwork], tuple[torch.Tensor, dict]]
+GradientHook = Callable[[list[torch.nn.Parameter]], None]
 
 
 @dataclass
@@ -31,12 +36,15 @@ class ArchStep:
 
 
 def weight_step(net: SearchNetwork, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                y: torch.Tensor, grad_clip: float = 5.0) -> float:
+                y: torch.Tensor, grad_clip: float = 5.0,
+                average_gradients: GradientHook | None = None) -> float:
     """Update the weights on (x, y) with alphas frozen; returns the training loss."""
     with frozen_arch(net):
         loss = F.cross_entropy(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+    if average_gradients is not None:
+        average_gradients(net.weight_parameters())
     torch.nn.utils.clip_grad_norm_(net.weight_parameters(), grad_clip)
     optimizer.step()
     return loss.item()
@@ -52,7 +60,8 @@ def _arch_loss(logits: torch.Tensor, y: torch.Tensor, net: SearchNetwork,
 
 
 def arch_step(net: SearchNetwork, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-              y: torch.Tensor, objective: Objective | None = None) -> ArchStep:
+              y: torch.Tensor, objective: Objective | None = None,
+              average_gradients: GradientHook | None = None) -> ArchStep:
     """Update the alphas on (x, y), first order; weight gradients are not computed."""
     before = [p.detach().clone() for p in net.arch_parameters()]
     logits = net(x)
@@ -60,6 +69,8 @@ def arch_step(net: SearchNetwork, optimizer: torch.optim.Optimizer, x: torch.Ten
     grads = torch.autograd.grad(loss, net.arch_parameters())
     for p, g in zip(net.arch_parameters(), grads):
         p.grad = g
+    if average_gradients is not None:
+        average_gradients(net.arch_parameters())
     optimizer.step()
     net.rescale_two_path_alphas(before)
     return ArchStep(loss.item(), ce.item(), int((logits.argmax(1) == y).sum()), details)
