@@ -1,3 +1,3 @@
 """Layer 4, the command line: ``lenna`` (``main``) and its subcommands, one module each
-(``label``, ``transfer``). Nothing in lenna_core imports these modules but ``main``.
+(``label``, ``transfer``, ``merge``). Nothing in lenna_core imports these modules but ``main``.
 """

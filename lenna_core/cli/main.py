@@ -3,9 +3,12 @@
     lenna --help
     lenna label --out data/my_device.csv --rows 3000 --core 1   # label a dataset
     lenna transfer --out-dir data/devices/here --budget-s 120    # adapt a model to this machine
+    lenna label --out shard0.csv --rows 3000 --shard 0/4 ...     # one device of a farm
+    lenna merge --out data/farm.csv shard0.csv shard1.csv ...    # the farm's shards, as one
 
 Each subcommand is also a module (``python -m lenna_core.cli.label``,
-``python -m lenna_core.cli.transfer``) and documents its options with ``--help``.
+``python -m lenna_core.cli.transfer``, ``python -m lenna_core.cli.merge``) and documents its
+options with ``--help``.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from lenna_core.cli import label, transfer
+from lenna_core.cli import label, merge, transfer
 
 SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "label": (label.main, "label sampled blocks with their expected latency on "
                           "this machine (a dataset; resumable)"),
     "transfer": (transfer.main, "profile this machine for a few minutes and adapt a "
                                 "latency model to it"),
+    "merge": (merge.main, "combine the shard files a farm of devices labelled "
+                          "(lenna label --shard I/N) into one dataset, once checked"),
 }
 
 
