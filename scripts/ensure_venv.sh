@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv at the top of the repository if missing and (re)install the package with its
-# book and test extras whenever pyproject.toml has changed since the last install; then install
-# the project's JupyterLab settings into it (scripts/jupyterlab/README.md).
+# book, test and cluster extras (the tests run sweeps on Dask and submitit) whenever
+# pyproject.toml has changed since the last install; then install the project's JupyterLab
+# settings into it (scripts/jupyterlab/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,9 +26,10 @@ fi
 stamp=.venv/.lenna-installed
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  echo "installing lenna_core with its book and test dependencies into .venv (a few minutes)"
+  echo "installing lenna_core with its book, test and cluster dependencies into .venv" \
+       "(a few minutes)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[book,test]"
+  .venv/bin/python -m pip install --quiet -e ".[book,test,cluster]"
   echo "$wanted" > "$stamp"
 fi
 

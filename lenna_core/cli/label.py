@@ -27,6 +27,17 @@ prediction for each drawn cell (a control variate) removes most of the spread th
 which ops the gates drew; a label then needs far fewer resets for the same standard error.
 A row that fails is recorded as failed and the run goes on; ``--retry-failed`` labels such
 rows again.
+
+On a farm of identical devices, each labels a disjoint share of the rows into a file of its
+own, all scaled by one calibration (a dataset labelled on one of them, copied to the others),
+and ``lenna merge`` combines the files once every shard's command has finished:
+
+    lenna label --out calib.csv --rows 1                       # on one device: calibrates
+    lenna label --out shard0.csv --rows 3000 --shard 0/4 --scale-from calib.csv   # device 0
+    ...                                                        # devices 1-3: --shard 1/4 ...
+    lenna merge --out data/farm.csv shard0.csv shard1.csv shard2.csv shard3.csv
+
+A shard's command, run again, resumes that shard (and refuses another shard's file).
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ from lenna_core.latency.labeller import DEFAULT_RULE, describe_rule, make_labele
 from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.profiler import resolve_device
 from lenna_core.latency.reference_clock import ReferenceClock
+from lenna_core.latency.shards import parse_shard
 
 
 def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -127,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-fraction", type=float, default=0.2, metavar="FRACTION",
                         help="with --held-out-of: the share of that dataset chapter 4 holds "
                              "out (its test split)")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="label only shard I of N (0 <= I < N): the rows whose id leaves "
+                             "remainder I when divided by N; each device of a farm runs one "
+                             "into its own --out, and `lenna merge` combines them")
     return parser
 
 
@@ -151,6 +167,10 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--alpha-kinds={args.alpha_kinds!r}: {err}")
     if args.rows < 1:
         parser.error(f"--rows={args.rows}: must be at least 1")
+    try:
+        shard = parse_shard(args.shard) if args.shard is not None else None
+    except ValueError as err:
+        parser.error(f"--shard={args.shard}: {err}")
     row_ids = range(args.rows)
     if args.held_out_of:
         try:
@@ -185,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         make_labeler(rule, clock, reference_ms, device=args.device, threads=args.threads,
                      control=control),
         described, seed=args.seed, spec=spec, device=args.device, threads=args.threads,
-        run_tag=args.run_tag, cpu_core=args.core)
+        run_tag=args.run_tag, cpu_core=args.core, shard=shard)
     print(f"{result} in {time.perf_counter() - started:.0f} s")
 
 

@@ -4,10 +4,12 @@
     lenna label --out data/my_device.csv --rows 3000 --core 1   # label a dataset
     lenna transfer --out-dir data/devices/here --budget-s 120    # adapt a model to this machine
     lenna search --out runs/my_search --lam 0.5                   # one latency-aware search
+    lenna label --out shard0.csv --rows 3000 --shard 0/4 ...     # one device of a farm
+    lenna merge --out data/farm.csv shard0.csv shard1.csv ...    # the farm's shards, as one
 
 Each subcommand is also a module (``python -m lenna_core.cli.label``,
-``python -m lenna_core.cli.transfer``, ``torchrun ... -m lenna_core.cli.search``) and documents
-its options with ``--help``.
+``python -m lenna_core.cli.transfer``, ``python -m lenna_core.cli.merge``,
+``torchrun ... -m lenna_core.cli.search``) and documents its options with ``--help``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from lenna_core.cli import label, search, transfer
+from lenna_core.cli import label, merge, search, transfer
 
 SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "label": (label.main, "label sampled blocks with their expected latency on "
@@ -24,6 +26,8 @@ SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
                                 "latency model to it"),
     "search": (search.main, "run or resume one latency-aware search (under torchrun: "
                             "on every rank)"),
+    "merge": (merge.main, "combine the shard files a farm of devices labelled "
+                          "(lenna label --shard I/N) into one dataset, once checked"),
 }
 
 

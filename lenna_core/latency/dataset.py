@@ -8,7 +8,9 @@ label, so features and label cannot disagree (the defect of the original LENNA d
 Rows are appended to a CSV one complete line at a time (write, flush, fsync). A run that is
 interrupted, even by ``kill -9``, and started again drops a trailing partial line, skips the
 row ids already present, and goes on: no row is lost or duplicated. Settings live in a JSON
-metadata file next to the CSV; resuming with different settings is refused.
+metadata file next to the CSV; resuming with different settings is refused. A farm of devices
+labels one dataset in shards, one file each (``shard=``, :mod:`lenna_core.latency.shards`),
+each resumable the same way, combined by :mod:`lenna_core.latency.shard_merge`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from lenna_core.latency.dataset_files import (
     write_json_atomically,
 )
 from lenna_core.latency.profiler import cpu_threads, machine_fingerprint, resolve_device
+from lenna_core.latency.shards import Shard, check_shard, describe_shard, shard_rows
 from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 from lenna_core.validation import is_integer
 
@@ -168,11 +171,15 @@ class GenerationSettings:
     device: str
     threads: int | None
     run_tag: str
+    shard: Shard | None = None
 
     def to_dict(self) -> dict:
-        return {"seed": self.seed, "spec": asdict(self.spec), "space": self.space.to_dict(),
-                "rule": self.rule, "device": self.device, "threads": self.threads,
-                "run_tag": self.run_tag}
+        settings = {"seed": self.seed, "spec": asdict(self.spec),
+                    "space": self.space.to_dict(), "rule": self.rule, "device": self.device,
+                    "threads": self.threads, "run_tag": self.run_tag}
+        if self.shard is not None:  # an unsharded dataset's settings stay as they were
+            settings["shard"] = describe_shard(self.shard)
+        return settings
 
 
 def _start_session(path: Path, settings: GenerationSettings, cpu_core: int | None) -> dict:
@@ -186,9 +193,10 @@ def _start_session(path: Path, settings: GenerationSettings, cpu_core: int | Non
             raise ValueError(f"{path} was written with schema version "
                              f"{meta.get('schema_version')}, this code writes {SCHEMA_VERSION}: "
                              "write to a new file instead (--out)")
-        changed = sorted(k for k in expected
+        # Both ways: a shard's file resumed without --shard, or the reverse, differs too.
+        changed = sorted(k for k in set(expected) | set(meta["settings"])
                          if json.dumps(meta["settings"].get(k), sort_keys=True)
-                         != json.dumps(expected[k], sort_keys=True))
+                         != json.dumps(expected.get(k), sort_keys=True))
         if changed:
             raise ValueError(f"{path} was generated with other settings ({', '.join(changed)}); "
                              "resume with the same settings or write to a new file (--out)")
@@ -227,19 +235,25 @@ def label_dataset(path: str | os.PathLike, row_ids: Iterable[int], labeler: Labe
                   rule: dict, *, seed: int = 0, spec: SamplingSpec | None = None,
                   space: SearchSpace = DARTS_SPACE, device: str = "cpu",
                   threads: int | None = 1, run_tag: str = "main",
-                  cpu_core: int | None = None, progress: bool = True) -> dict:
+                  cpu_core: int | None = None, progress: bool = True,
+                  shard: Shard | None = None) -> dict:
     """Label the blocks ``row_ids`` and append them to ``path``, resuming where it stopped.
 
     ``labeler(context, probs, generator, bank)`` returns the label columns (see
     :data:`LABEL_COLUMNS`; ``seconds`` is filled in here); ``rule`` describes it in the
-    metadata. Returns counts of rows written, skipped (already present) and failed.
+    metadata. ``shard=(i, n)`` labels only the ids of ``row_ids`` that shard ``i`` of ``n``
+    holds (:func:`~lenna_core.latency.shards.in_shard`) and records the shard in the metadata,
+    so its file resumes as that shard alone. Returns counts of rows written, skipped (already
+    present) and failed.
     """
     path = Path(path)
     spec = spec or SamplingSpec()
     resolve_device(device)
     if threads is not None and threads < 1:
         raise ValueError(f"threads={threads}: must be a positive integer or None")
-    settings = GenerationSettings(seed, spec, space, rule, device, threads, run_tag)
+    shard = None if shard is None else check_shard(shard)
+    row_ids = shard_rows(row_ids, shard)
+    settings = GenerationSettings(seed, spec, space, rule, device, threads, run_tag, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     if cpu_core is not None:
         os.sched_setaffinity(0, {cpu_core})

@@ -2,23 +2,23 @@
 
 Every run has its own search folder under ``out_dir`` and one row in
 ``out_dir/results.csv``, written as soon as the run is evaluated: an interrupted sweep
-resumes with the run it was in, and finished runs are not repeated.
+resumes with the run it was in, and finished runs are not repeated. The runs go one after
+the other, side by side in a local pool, or on a cluster through any executor (dask,
+submitit's Slurm executor): :mod:`lenna_core.search.executors`.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from lenna_core.search.estimators import LatencyEstimator, TargetConfig
@@ -31,11 +31,12 @@ from lenna_core.search.evaluation import (
     predicted_ms,
     train_genotype,
 )
+from lenna_core.search.executors import check_placement, finished_runs
 from lenna_core.search.loop import LatencyAwareSearch, SearchConfig, op_counts
 from lenna_core.search.penalty import PENALTIES, make_penalty
 from lenna_core.space.data import DatasetSplits
 from lenna_core.space.genotypes import Genotype
-from lenna_core.validation import check_int, is_integer
+from lenna_core.validation import is_integer
 
 BASELINE = "none"  # the estimator name of lambda = 0 runs: plain DARTS
 
@@ -89,7 +90,8 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
               estimators: Mapping[str, LatencyEstimator], out_dir: str | os.PathLike, *,
               splits: DatasetSplits, meter: LatencyMeter, target: TargetConfig,
               overhead_ms: float, evaluation: Mapping | None = None, progress: bool = True,
-              report: bool = False, workers: int = 1) -> pd.DataFrame:
+              report: bool = False, workers: int = 1, executor: Any = None,
+              threads: int | None = None) -> pd.DataFrame:
     """Search, train and time every point; returns (and keeps) one row per run.
 
     ``estimators`` maps names to estimators for the target; the ms estimators among them also
@@ -98,12 +100,21 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
     holds keyword arguments of :func:`~lenna_core.search.evaluation.train_genotype`. ``progress``
     draws a tqdm bar (on stderr); ``report`` prints one line per finished run with an ETA
     (on stdout, for notebooks). ``workers`` > 1 runs that many searches side by side in
-    fresh processes, each with this process's torch thread count: every run is seeded on
+    fresh processes, each with ``threads`` torch threads: every run is seeded on
     its own, so the genotypes and accuracies are those of ``workers=1``; the per-run
     latency is then timed while other runs compute, so re-time with :func:`measure_session`.
+
+    ``executor`` runs the searches elsewhere instead of the local pool: a
+    ``concurrent.futures.Executor`` such as dask's ``distributed.Client(...).get_executor()``,
+    or a submitit executor (``submitit.AutoExecutor`` on Slurm), whose jobs are waited on by
+    a thread each (:mod:`lenna_core.search.executors`). The executor is not shut down here.
+    Each task carries the splits, estimators and meter (pickled), and writes its search
+    folder under ``out_dir``, which the workers must reach; the results come back here, into
+    the same resumable ``results.csv``. ``threads`` is the torch thread count of each run in
+    a pool or on an executor (default: this process's, so their float rounding, and so
+    their genotypes, are this process's).
     """
-    check_int("workers", workers, hint=" (1 runs the searches in this process, one after "
-              "the other)")
+    check_placement(workers, executor, threads)
     unknown = {p.estimator for p in points} - set(estimators) - {BASELINE}
     if unknown:
         raise ValueError(f"no estimator named {sorted(unknown)}; known: {sorted(estimators)}")
@@ -116,13 +127,15 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
     path = out_dir / "results.csv"
     results = pd.read_csv(path) if path.exists() else pd.DataFrame()
     done = set(results["run_id"]) if len(results) else set()
-    shared = {"config": config, "estimators": dict(estimators), "out_dir": out_dir,
+    # Absolute: a worker of an executor may start in another directory.
+    shared = {"config": config, "estimators": dict(estimators), "out_dir": out_dir.resolve(),
               "splits": splits, "meter": meter, "target": target, "overhead_ms": overhead_ms,
               "evaluation": dict(evaluation or {})}
     todo = [p for p in points if p.run_id not in done]
     started = time.perf_counter()
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
-    with bar, _finished_runs(todo, shared, min(workers, max(len(todo), 1))) as finished:
+    with bar, finished_runs(_search_and_evaluate, todo, shared, workers=workers,
+                            executor=executor, threads=threads) as finished:
         for i, row in enumerate(finished):
             results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)
             _write_csv(results, path)
@@ -136,35 +149,6 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
     order = {p.run_id: i for i, p in enumerate(points)}
     wanted = results[results["run_id"].isin(order)]
     return wanted.sort_values("run_id", key=lambda ids: ids.map(order)).reset_index(drop=True)
-
-
-@contextmanager
-def _finished_runs(todo: Sequence[SweepPoint], shared: dict, workers: int) -> Iterator:
-    """Rows of the runs in ``todo`` as they finish: in this process, or in a pool of fresh
-    ones (spawned, not forked: a forked torch process can hang in its thread pools)."""
-    if workers == 1:
-        yield (_search_and_evaluate(point, **shared) for point in todo)
-        return
-    pool = multiprocessing.get_context("spawn").Pool(
-        workers, initializer=_start_worker, initargs=(shared, torch.get_num_threads()))
-    try:
-        yield pool.imap_unordered(_run_in_worker, todo)
-        pool.close()
-    finally:
-        pool.terminate()  # on an interrupt or an error: stop the other searches now
-        pool.join()
-
-
-_WORKER_STATE: dict = {}
-
-
-def _start_worker(shared: dict, threads: int) -> None:
-    torch.set_num_threads(threads)
-    _WORKER_STATE.update(shared)
-
-
-def _run_in_worker(point: SweepPoint) -> dict:
-    return _search_and_evaluate(point, **_WORKER_STATE)
 
 
 def _search_and_evaluate(point: SweepPoint, *, config: SearchConfig,
