@@ -80,3 +80,21 @@ def test_bitwise_comparisons_only_between_machines_of_one_kind():
     assert same_float_kernels({k: v for k, v in here.items() if k != "cpu_family_model"})
     other_path = "AVX512" if here["torch_cpu_capability"] != "AVX512" else "AVX2"
     assert not same_float_kernels(dict(here, torch_cpu_capability=other_path))
+
+
+def test_onnx_runtime_is_a_device_with_its_version_provider_and_graph_optimisation():
+    import onnxruntime
+
+    here = device_identity("onnxruntime", threads=2, batch_size=1, optimization="extended")
+    assert (here["backend"], here["runtime_version"], here["execution_provider"],
+            here["graph_optimization"], here["threads"]) == (
+        "onnxruntime, CPU", onnxruntime.__version__, "CPUExecutionProvider", "extended", 2)
+    assert "onnxruntime, CPU (" + onnxruntime.__version__ in describe_device(here)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_device(here, "data timed in ONNX Runtime here") == {}
+    torch_eager = device_identity("cpu", threads=2, batch_size=1)
+    assert "runtime_version" not in torch_eager  # torch records keep their fields
+    assert set(identity_differences(torch_eager, here)) == {"backend"}
+    with pytest.warns(DeviceMismatchWarning, match=r"graph_optimization: all -> extended"):
+        check_device(dict(here, graph_optimization="all"), "the test data", here)

@@ -4,7 +4,8 @@ A latency model is only as good as its fit to the device it is used on. Two clou
 both call themselves "AMD EPYC" can time the same block 10-25% apart, so a device is more
 than a processor name: the backend, the processor's family/model and vector ISA, the kernel
 code path torch runs (``scripts/cpu_isa.sh`` pins AVX2), the torch build, the threads and the
-batch size. :func:`device_identity` reads that record off this machine;
+batch size; for a network run by ONNX Runtime, also its version, execution provider and graph
+optimisation level. :func:`device_identity` reads that record off this machine;
 :func:`identity_from_record` reads it from what a dataset or model saved (older files lack
 some fields: they count as "not recorded", not as a difference); :func:`check_device` warns,
 naming every field that differs, when data measured on one device is used on another.
@@ -15,11 +16,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 
+from lenna_core.latency.onnx_runtime import BACKEND as ONNX_RUNTIME
+from lenna_core.latency.onnx_runtime import OPTIMIZATION_LEVELS, OnnxRuntimeCpu
 from lenna_core.latency.profiler import machine_fingerprint
 
-#: The fields of a device, in the order they are reported.
+#: The fields of a device, in the order they are reported (the last three for a runtime only).
 IDENTITY_FIELDS = ("backend", "device_name", "cpu_family_model", "cpu_isa", "kernel_path",
-                   "torch", "threads", "batch_size")
+                   "torch", "threads", "batch_size", "runtime_version", "execution_provider",
+                   "graph_optimization")
 NOT_RECORDED = "not recorded"
 
 
@@ -32,21 +36,36 @@ def identity_from_record(machine: Mapping, threads: int | None = None,
     """The device fields of a machine record (``machine_fingerprint`` as a dataset's or a
     model's metadata saved it), with the threads and batch size the latencies were timed at."""
     device = str(machine.get("device", "cpu"))
-    backend = "torch eager, " + ("CUDA" if device.startswith("cuda") else "CPU")
-    # The kernel path only matters on the CPU; a GPU's is its name and the CUDA version.
-    kernel = (machine.get("torch_cpu_capability") if backend.endswith("CPU")
-              else machine.get("cuda"))
+    runtime = machine.get("runtime") == ONNX_RUNTIME
+    backend = (f"{ONNX_RUNTIME}, CPU" if runtime
+               else "torch eager, " + ("CUDA" if device.startswith("cuda") else "CPU"))
+    # The kernel path only matters on the CPU; a GPU's is its name and the CUDA version. ONNX
+    # Runtime picks its own CPU kernels (torch's pin, scripts/cpu_isa.sh, does not reach them).
+    if runtime:
+        kernel = None
+    elif backend.endswith("CPU"):
+        kernel = machine.get("torch_cpu_capability")
+    else:
+        kernel = machine.get("cuda")
     record = {"backend": backend, "device_name": machine.get("device_name"),
               "cpu_family_model": machine.get("cpu_family_model"),
               "cpu_isa": machine.get("cpu_isa"), "kernel_path": kernel,
               "torch": machine.get("torch"), "threads": threads, "batch_size": batch_size}
+    if runtime:  # torch eager records keep their old fields, and nothing more
+        record.update(runtime_version=machine.get(ONNX_RUNTIME),
+                      execution_provider=machine.get("execution_provider"),
+                      graph_optimization=machine.get("graph_optimization"))
     return {k: NOT_RECORDED if v is None else v for k, v in record.items()}
 
 
-def device_identity(device: str = "cpu", threads: int | None = 1,
-                    batch_size: int | None = 1) -> dict:
-    """This machine's device fields for timing on ``device`` with ``threads`` and ``batch_size``."""
-    return identity_from_record(machine_fingerprint(device), threads, batch_size)
+def device_identity(device: str = "cpu", threads: int | None = 1, batch_size: int | None = 1,
+                    optimization: str = "all") -> dict:
+    """This machine's device fields for timing on ``device`` ('cpu', 'cuda[:N]', or
+    'onnxruntime' for ONNX Runtime's CPU provider at graph ``optimization`` level) with
+    ``threads`` and ``batch_size``."""
+    machine = (OnnxRuntimeCpu(threads, optimization).fingerprint() if device == ONNX_RUNTIME
+               else machine_fingerprint(device))
+    return identity_from_record(machine, threads, batch_size)
 
 
 def identity_differences(recorded: Mapping, here: Mapping) -> dict[str, tuple]:
@@ -59,10 +78,14 @@ def identity_differences(recorded: Mapping, here: Mapping) -> dict[str, tuple]:
 
 def describe_device(identity: Mapping) -> str:
     """One line naming a device, e.g. ``AMD EPYC (family/model 25/17, avx512f, kernels
-    AVX2), torch eager, CPU, torch 2.14.1, 1 thread(s), batch 1``."""
+    AVX2), torch eager, CPU, torch 2.14.1, 1 thread(s), batch 1``; a runtime adds its version,
+    provider and graph optimisation level after the backend."""
+    runtime = (f" ({identity.get('runtime_version')}, {identity.get('execution_provider')}, "
+               f"graph optimisation {identity.get('graph_optimization')})"
+               if "runtime_version" in identity else "")
     return (f"{identity.get('device_name')} (family/model {identity.get('cpu_family_model')}, "
             f"{identity.get('cpu_isa')}, kernels {identity.get('kernel_path')}), "
-            f"{identity.get('backend')}, torch {identity.get('torch')}, "
+            f"{identity.get('backend')}{runtime}, torch {identity.get('torch')}, "
             f"{identity.get('threads')} thread(s), batch {identity.get('batch_size')}")
 
 
@@ -79,11 +102,14 @@ def check_device(recorded: Mapping, what: str, here: Mapping | None = None) -> d
         threads, batch = recorded.get("threads"), recorded.get("batch_size")
         threads = threads if isinstance(threads, int) else None
         batch = batch if isinstance(batch, int) else None
+        backend = str(recorded.get("backend", ""))
+        level = recorded.get("graph_optimization")
+        level = level if level in OPTIMIZATION_LEVELS else "all"
+        device = (ONNX_RUNTIME if backend.startswith(ONNX_RUNTIME)
+                  else "cuda" if backend.endswith("CUDA") else "cpu")
         try:
-            here = device_identity(
-                "cuda" if str(recorded.get("backend", "")).endswith("CUDA") else "cpu",
-                threads, batch)
-        except ValueError:  # recorded on a GPU, and this machine has none
+            here = device_identity(device, threads, batch, level)
+        except ValueError:  # recorded on a GPU this machine lacks, or a runtime without threads
             here = device_identity("cpu", threads, batch)
     differences = identity_differences(recorded, here)
     if differences:

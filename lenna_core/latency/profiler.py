@@ -4,9 +4,10 @@ A measurement is ``warmup`` untimed forward passes, then ``repeats`` timed ones,
 ``torch.inference_mode`` and in eval mode. On CPU the thread count is fixed for the duration
 (and recorded). Each pass is timed by a *pass clock*, the one place where a device says how it
 is timed: the wall clock on CPU, CUDA events on a GPU (device time, not the time to enqueue
-kernels), this thread's CPU time for chapter 1's comparison. Another backend (ONNX Runtime)
-plugs in as another clock. :class:`~lenna_core.latency.reference_clock.ReferenceClock` turns
-passes into ratios to the reference cell for the labeller and the evaluation.
+kernels), this thread's CPU time for chapter 1's comparison. Every backend shares one timing
+loop (:func:`timed_passes`): torch eager here, ONNX Runtime in
+:mod:`~lenna_core.latency.onnx_runtime`. :class:`~lenna_core.latency.reference_clock.ReferenceClock`
+turns passes into ratios to the reference cell for the labeller and the evaluation.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class LatencyResult:
     input_shapes: tuple[tuple[int, ...], ...]
     warmup: int
     torch_version: str = field(default=torch.__version__)
+    #: What ran the passes: "torch eager", or "onnxruntime" for an exported network.
+    backend: str = "torch eager"
 
     @property
     def repeats(self) -> int:
@@ -258,6 +261,15 @@ def clock_for(device: str | torch.device) -> PassClock:
     return CudaEventClock() if resolve_device(device).type == "cuda" else WallClock()
 
 
+def timed_passes(run: Callable[..., object], inputs: Sequence[object], *, warmup: int,
+                 repeats: int, clock: PassClock) -> tuple[float, ...]:
+    """``warmup`` untimed calls of ``run(*inputs)``, then ``repeats`` timed by ``clock`` (ms),
+    each through the test mode's perturbation: the one timing loop every backend shares."""
+    for _ in range(warmup):
+        run(*inputs)
+    return tuple(perturb(clock.time_pass(run, *inputs)) for _ in range(repeats))
+
+
 def measure_latency(module: nn.Module, input_shape: Sequence[int] | Sequence[Sequence[int]], *,
                     device: str | torch.device = "cpu", repeats: int = 50, warmup: int = 10,
                     threads: int | None = 1, clock: PassClock | None = None) -> LatencyResult:
@@ -277,17 +289,13 @@ def measure_latency(module: nn.Module, input_shape: Sequence[int] | Sequence[Seq
     was_training = module.training
     module = module.to(resolved).eval()
     inputs = [torch.randn(shape, device=resolved) for shape in shapes]
-    times: list[float] = []
     try:
         with cpu_threads(threads if resolved.type == "cpu" else None), torch.inference_mode():
-            for _ in range(warmup):
-                module(*inputs)
-            for _ in range(repeats):
-                times.append(perturb(clock.time_pass(module, *inputs)))
+            times = timed_passes(module, inputs, warmup=warmup, repeats=repeats, clock=clock)
     finally:
         module.train(was_training)
     return LatencyResult(
-        times_ms=tuple(times), device=str(resolved), device_name=device_name(resolved),
+        times_ms=times, device=str(resolved), device_name=device_name(resolved),
         threads=threads if resolved.type == "cpu" else None, batch_size=shapes[0][0],
         input_shapes=shapes, warmup=warmup)
 
