@@ -15,7 +15,11 @@ from lenna_core.search.estimators import (
     MLPEstimator,
     TargetConfig,
 )
-from lenna_core.search.gradient_check import gradient_in_p, worst_relative_difference
+from lenna_core.search.gradient_check import (
+    gradient_agreement,
+    gradient_in_p,
+    worst_relative_difference,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TARGET = TargetConfig(C=16, layers=8, image_size=32, batch_size=1)
@@ -51,3 +55,15 @@ def test_a_gradient_that_is_not_the_estimate_s_is_caught():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         gradient_in_p(FlopsEstimator(TARGET), **kwargs)
+
+
+def test_the_mlp_gradient_points_where_the_table_s_does():
+    mlp = MLPEstimator(MLPLatency.load(DATA / "mlp_latency", check_device_here=False), TARGET)
+    table = LookupTableEstimator(OpLatencyTable.from_csv(DATA / "op_latency_table.csv"), TARGET)
+    agreement = gradient_agreement(mlp, table, seed=0)
+    assert agreement["entries"] == 2 * 14 * 8
+    assert agreement["spearman"] > 0.5 and agreement["cosine"] > 0.5, agreement
+    assert gradient_agreement(table, table)["cosine"] == pytest.approx(1.0)
+    # FLOPs count no cost for pooling or skips: its gradient ranks the ops otherwise.
+    flops = gradient_agreement(FlopsEstimator(TARGET), table)
+    assert flops["spearman"] < agreement["spearman"]

@@ -116,3 +116,15 @@ def test_bad_executor_arguments_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="threads=0"):
         run_sweep(points, config, estimators, tmp_path / "c", threads=0, **kwargs)
     assert not any(tmp_path.iterdir())
+
+
+def test_dask_executor_opens_a_local_cluster_by_name_and_refuses_bad_addresses():
+    from lenna_core.search.executors import dask_executor
+
+    with dask_executor(None) as nothing:
+        assert nothing is None
+    with dask_executor("local:1") as executor:
+        assert executor.submit(pow, 2, 10).result() == 1024
+    for bad, match in (("local:0", "local:N with N >= 1"), ("somewhere", "scheduler address")):
+        with pytest.raises(ValueError, match=match), dask_executor(bad):
+            pass

@@ -130,3 +130,28 @@ def _start_worker(run: Run, shared: dict, threads: int) -> None:
 
 def _run_in_worker(item: Any) -> dict:
     return _WORKER_STATE["run"](item, **_WORKER_STATE["shared"])
+
+
+@contextmanager
+def dask_executor(address: str | None) -> Iterator[Any]:
+    """An executor on the Dask scheduler at ``address`` (``tcp://host:8786``) or on a local
+    cluster of N worker processes (``local:N``), closed on leaving; None yields None (the
+    sweep's local pool). What a chapter parameter can name, where an executor object cannot be."""
+    if address is None:
+        yield None
+        return
+    from distributed import Client, LocalCluster  # the optional `cluster` extra
+
+    if address.startswith("local:"):
+        count = address.removeprefix("local:")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"address={address!r}: write local:N with N >= 1 worker processes")
+        with LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client.get_executor()
+        return
+    if "://" not in address:
+        raise ValueError(f"address={address!r}: give a scheduler address such as "
+                         "tcp://host:8786, local:N for N local workers, or None")
+    with Client(address) as client:
+        yield client.get_executor()
