@@ -92,9 +92,9 @@ def adapt_and_save(source: MLPLatency, source_name: str, calibration: pd.DataFra
                    methods: tuple[str, ...] = METHODS, device: str = "cpu", threads: int = 1,
                    notes: str = "", **manifest: object) -> tuple[AdaptedLatency, float]:
     """Measure this machine's op table over ``blocks``' contexts and those of the source's
-    table, adapt ``source`` on the
-    ``calibration`` blocks (labelled in ``seconds``) and save the table, the adapted model and
-    a manifest in ``out_dir``; returns the model and the table's seconds."""
+    table, adapt ``source`` on the ``calibration`` blocks (labelled in ``seconds``) and save
+    the table, the adapted model and a manifest in ``out_dir``; returns the model and the
+    table's seconds."""
     out = Path(out_dir)
     here = device_identity(device, threads, batch_size=1)
     # Every context the source's own table prices too, so that the adapted model prices
