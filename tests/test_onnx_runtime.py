@@ -7,6 +7,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from scripted_clock import ScriptedClock
 from torch import nn
 
 import lenna_core as lc
@@ -19,20 +20,6 @@ from lenna_core.latency.profiler import ThreadCpuClock
 # float32 through other kernels (and BatchNorm folded into the convolutions) rounds differently
 # from torch; a wrong graph (a missing op, BatchNorm in training mode) is off by far more.
 RTOL, ATOL = 1e-4, 1e-5
-
-
-class _ScriptedClock:
-    """A pass clock that reads its times from a list."""
-
-    name = "scripted"
-
-    def __init__(self, times):
-        self.times, self.calls = list(times), 0
-
-    def time_pass(self, run, *args):
-        run(*args)
-        self.calls += 1
-        return self.times.pop(0)
 
 
 class _CumMax(nn.Module):
@@ -124,14 +111,14 @@ def test_bad_device_settings_say_what_is_allowed(settings, match):
 
 def test_every_timed_pass_goes_through_the_clock_and_the_perturbation(monkeypatch):
     session = OnnxRuntimeCpu().session(nn.Conv2d(3, 4, 3), [(2, 3, 8, 8)])
-    clock = _ScriptedClock([3.0, 1.0, 2.0])
+    clock = ScriptedClock([3.0, 1.0, 2.0])
     result = measure_onnx_latency(session, repeats=3, warmup=2, clock=clock)
     assert result.times_ms == (3.0, 1.0, 2.0) and clock.calls == 3
     assert (result.backend, result.threads, result.batch_size, result.input_shapes) == (
         "onnxruntime", 1, 2, ((2, 3, 8, 8),))
     monkeypatch.setenv("LENNA_PERTURB_TIMINGS", "0")
     perturbed = measure_onnx_latency(session, repeats=3, warmup=0,
-                                     clock=_ScriptedClock([1.0, 1.0, 1.0])).times_ms
+                                     clock=ScriptedClock([1.0, 1.0, 1.0])).times_ms
     assert len(set(perturbed)) == 3 and all(0.7 <= t <= 1.3 for t in perturbed)
 
 
@@ -142,7 +129,7 @@ def test_the_thread_clock_is_refused_for_a_session_with_several_threads():
 
 
 def test_the_reference_ratio_is_a_session_pass_over_the_next_reference_pass():
-    clock = OnnxReferenceClock(clock=_ScriptedClock([3.0, 1.5, 8.0, 4.0]))
+    clock = OnnxReferenceClock(clock=ScriptedClock([3.0, 1.5, 8.0, 4.0]))
     conv = nn.Conv2d(3, 4, 3)
     session = clock.runtime.session(conv, [(1, 3, 8, 8)])
     assert clock.time_against(session, [(1, 3, 8, 8)]) == (3.0, 2.0)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from scripted_clock import ScriptedClock
 from torch import nn
 
 from lenna_core.latency.profiler import (
@@ -116,22 +117,8 @@ def test_fingerprint_names_the_machine():
         assert info["cpu_isa"] in ("avx512f", "avx2", "avx", "sse4_2")
 
 
-class _ScriptedClock:
-    """A pass clock that reads its times from a list: the seam a device plugs into."""
-
-    name = "scripted"
-
-    def __init__(self, times):
-        self.times, self.calls = list(times), 0
-
-    def time_pass(self, run, *args):
-        run(*args)
-        self.calls += 1
-        return self.times.pop(0)
-
-
 def test_measure_latency_times_every_pass_with_the_given_clock():
-    clock = _ScriptedClock([3.0, 1.0, 2.0])
+    clock = ScriptedClock([3.0, 1.0, 2.0])
     result = measure_latency(torch.nn.Identity(), (1, 2), repeats=3, warmup=2, clock=clock)
     assert result.times_ms == (3.0, 1.0, 2.0) and clock.calls == 3
 
@@ -146,6 +133,6 @@ def test_each_device_has_its_own_default_clock():
 
 def test_the_reference_ratio_is_a_pass_over_the_next_reference_pass():
     from lenna_core.latency.reference_clock import ReferenceClock
-    clock = ReferenceClock(clock=_ScriptedClock([3.0, 1.5, 8.0]))
+    clock = ReferenceClock(clock=ScriptedClock([3.0, 1.5, 8.0]))
     assert clock.time_against(torch.nn.Identity(), [(1, 2)]) == (3.0, 2.0)
     assert clock.tick() == 8.0
