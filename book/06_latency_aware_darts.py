@@ -111,7 +111,6 @@ from lenna_core.book.search_plots import plot_pareto, plot_prediction_parity
 from lenna_core.latency.dataset import read_metadata
 from lenna_core.latency.device_folder import compare_devices, read_manifest
 from lenna_core.latency.device_identity import device_identity
-from lenna_core.latency.device_profiling import load_adapted
 from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.profiler import machine_fingerprint
@@ -121,6 +120,7 @@ from lenna_core.search.estimators import (
     LookupTableEstimator,
     MLPEstimator,
     TargetConfig,
+    adapted_estimator,
 )
 from lenna_core.search.evaluation import LatencyMeter, calibration_genotypes, measure_overhead
 from lenna_core.search.executors import dask_executor
@@ -225,17 +225,9 @@ print(compare_devices(read_manifest(Path(dataset_path).parent)["device"],
 # units; the relative errors below are the same in either unit.
 
 # %% tags=["nbval-ignore-output"]
-predictors = dict(estimators)
-if adapted_dir is not None and (Path(adapted_dir) / "manifest.json").exists():
-    adapted_model, here_reference_ms = load_adapted(adapted_dir)
-    predictors["adapted"] = MLPEstimator(adapted_model.rescaled(
-        reference_ms / here_reference_ms, "reference-scaled ms"), target)
-    print(f"adapted model: {adapted_model.method} from {adapted_model.provenance['k']} blocks "
-          f"profiled here; this machine's reference cell {here_reference_ms:.3f} ms when "
-          f"they were labelled")
-else:
-    print(f"no adapted model in adapted_dir={adapted_dir!r}: run chapter 5 first (the book "
-          "command does); the derived networks are predicted with the reference models only")
+adapted, loaded = adapted_estimator(adapted_dir, reference_ms, target)
+predictors = {**estimators, **({"adapted": adapted} if adapted is not None else {})}
+print(loaded)
 
 # %% [markdown]
 # ## The sweep

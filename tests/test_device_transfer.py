@@ -14,6 +14,8 @@ from lenna_core.latency.dataset import read_dataset, read_metadata
 from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.transfer import AdaptedLatency
+from lenna_core.search.estimators import MLPEstimator, TargetConfig, adapted_estimator
+from lenna_core.space.genotypes import DARTS_V2
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "mlp_latency"
 
@@ -37,6 +39,14 @@ def test_transfer_labels_adapts_and_saves_with_a_manifest(tmp_path):
     assert reread.method == adapted.method and reference_ms > 0
     assert reference_ms == read_metadata(tmp_path / "here" / "blocks.csv")[
         "settings"]["rule"]["reference_ms"]
+    # As an estimator of a search target, in the units of a session on the models' device.
+    target = TargetConfig(C=16, layers=8, image_size=32, batch_size=1)
+    estimator, loaded = adapted_estimator(tmp_path / "here", 2 * reference_ms, target)
+    here_units = MLPEstimator(reread, target).predict_genotype(DARTS_V2)
+    assert estimator.predict_genotype(DARTS_V2) == pytest.approx(2 * here_units, rel=1e-5)
+    assert loaded.startswith(f"adapted model: {adapted.method} from 8 blocks")
+    for missing in (None, tmp_path / "nowhere"):
+        assert adapted_estimator(missing, 1.0, target)[0] is None
 
 
 def test_a_folder_without_an_adapted_model_is_named(tmp_path):

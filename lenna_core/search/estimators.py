@@ -18,7 +18,9 @@ estimate with a measured network.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ from torch import nn
 
 from lenna_core.latency.block_checks import warn_outside_known_range
 from lenna_core.latency.blocks import CellContext, network_cell_contexts
+from lenna_core.latency.device_profiling import load_adapted
 from lenna_core.latency.encoder import edge_macs, feature_names, fixed_macs
 from lenna_core.latency.lookup_table import LookupTableModel, OpLatencyTable, linear_expectation
 from lenna_core.latency.mlp_model import MLPLatency
@@ -212,6 +215,25 @@ class FlopsEstimator(_MatrixEstimator):
         matrices = np.stack([edge_macs(c, space) for c in contexts]) / 1e6
         fixed = np.array([fixed_macs(c) for c in contexts]) / 1e6
         super().__init__(target, space, matrices, fixed)
+
+
+def adapted_estimator(adapted_dir: str | os.PathLike | None, reference_ms: float,
+                      target: TargetConfig) -> tuple[MLPEstimator | None, str]:
+    """The model a profile of this machine adapted (``lenna transfer``, chapter 5) as an
+    estimator in the reference-scaled ms of a session timed against the reference cell
+    (``reference_ms``: that cell on the models' device), and a line saying what was loaded;
+    ``(None, why)`` when ``adapted_dir`` is None or holds no profile yet."""
+    if adapted_dir is None or not (Path(adapted_dir) / "manifest.json").exists():
+        return None, (f"no adapted model in adapted_dir={adapted_dir!r}: profile this machine "
+                      "first (chapter 5, or lenna transfer); predicting with the reference "
+                      "models only")
+    model, here_ms = load_adapted(adapted_dir)
+    # Its labels are ratios to the reference cell times that cell's ms *here*; the session's
+    # are the same ratios times its ms on the models' device.
+    rescaled = model.rescaled(reference_ms / here_ms, "reference-scaled ms")
+    return MLPEstimator(rescaled, target), (
+        f"adapted model: {model.method} from {model.provenance.get('k')} blocks profiled "
+        f"here; this machine's reference cell {here_ms:.3f} ms when they were labelled")
 
 
 def warn_outside_range(known: dict | None, contexts: list[CellContext]) -> None:
