@@ -59,6 +59,8 @@ from lenna_core.latency.dataset import (
 )
 from lenna_core.latency.labeller import DEFAULT_RULE, describe_rule, make_labeler
 from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.onnx_reference import OnnxReferenceClock
+from lenna_core.latency.onnx_runtime import OnnxRuntimeCpu, runtime_record
 from lenna_core.latency.profiler import resolve_device
 from lenna_core.latency.reference_clock import ReferenceClock
 from lenna_core.latency.shards import parse_shard
@@ -67,6 +69,9 @@ from lenna_core.latency.shards import parse_shard
 def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse bad --device, --threads, --core and --scale-from values before anything runs,
     naming the option (``parser.error`` exits with status 2)."""
+    if args.runtime == "onnxruntime" and args.device != "cpu":
+        parser.error(f"--device={args.device} with --runtime onnxruntime: ONNX Runtime is timed "
+                     "on the CPU here; leave --device at 'cpu'")
     try:
         resolve_device(args.device, "--device")
     except ValueError as err:
@@ -110,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="reuse this dataset's calibrated reference latency (ms); the file "
                              "and its .meta.json must exist")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                        help="what runs the cells: torch eager, or ONNX Runtime's CPU provider "
+                             "(cells composed from ops exported once per context; CPU only)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="torch threads while timing (a positive integer)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
@@ -187,14 +195,25 @@ def main(argv: list[str] | None = None) -> None:
         print(f"labelling again {len(dropped)} rows that failed before: {dropped[:10]}")
     if args.core is not None:
         os.sched_setaffinity(0, {args.core})
-    clock = ReferenceClock(device=args.device, threads=args.threads)
+    if args.runtime == "onnxruntime":
+        runtime = OnnxRuntimeCpu(threads=args.threads)
+        clock: ReferenceClock = OnnxReferenceClock(runtime=runtime)
+        runtime_fields = runtime_record(args.threads)
+    else:
+        clock, runtime_fields = ReferenceClock(device=args.device, threads=args.threads), None
     source = Path(args.scale_from or args.out)
     if args.scale_from or Path(str(source) + ".meta.json").exists():
         try:
-            reference_ms = read_metadata(source)["settings"]["rule"]["reference_ms"]
+            source_settings = read_metadata(source)["settings"]
+            reference_ms = source_settings["rule"]["reference_ms"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             parser.error(f"--scale-from={args.scale_from}: {err}" if args.scale_from
                          else str(err))
+        if args.scale_from and source_settings.get("runtime") != runtime_fields:
+            parser.error(f"--scale-from={args.scale_from}: its reference cell was timed with "
+                         f"runtime {source_settings.get('runtime') or 'torch eager'}, this run "
+                         f"uses {runtime_fields or 'torch eager'}: scale from a dataset "
+                         f"labelled with the same --runtime and --threads")
     else:
         reference_ms = clock.calibrate()
     described = describe_rule(rule, reference_ms,
@@ -205,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         make_labeler(rule, clock, reference_ms, device=args.device, threads=args.threads,
                      control=control),
         described, seed=args.seed, spec=spec, device=args.device, threads=args.threads,
-        run_tag=args.run_tag, cpu_core=args.core, shard=shard)
+        run_tag=args.run_tag, cpu_core=args.core, shard=shard, runtime=runtime_fields)
     print(f"{result} in {time.perf_counter() - started:.0f} s")
 
 

@@ -172,6 +172,7 @@ class GenerationSettings:
     threads: int | None
     run_tag: str
     shard: Shard | None = None
+    runtime: dict | None = None
 
     def to_dict(self) -> dict:
         settings = {"seed": self.seed, "spec": asdict(self.spec),
@@ -179,13 +180,15 @@ class GenerationSettings:
                     "threads": self.threads, "run_tag": self.run_tag}
         if self.shard is not None:  # an unsharded dataset's settings stay as they were
             settings["shard"] = describe_shard(self.shard)
+        if self.runtime is not None:  # nor a torch-eager one's by the runtime
+            settings["runtime"] = self.runtime
         return settings
 
 
 def _start_session(path: Path, settings: GenerationSettings, cpu_core: int | None) -> dict:
     meta_path = metadata_path(path)
     expected = settings.to_dict()
-    fingerprint = machine_fingerprint(settings.device)
+    fingerprint = {**machine_fingerprint(settings.device), **(settings.runtime or {})}
     refuse_rows_without_metadata(path)
     if meta_path.exists():
         meta = read_metadata(path)
@@ -236,14 +239,16 @@ def label_dataset(path: str | os.PathLike, row_ids: Iterable[int], labeler: Labe
                   space: SearchSpace = DARTS_SPACE, device: str = "cpu",
                   threads: int | None = 1, run_tag: str = "main",
                   cpu_core: int | None = None, progress: bool = True,
-                  shard: Shard | None = None) -> dict:
+                  shard: Shard | None = None, runtime: dict | None = None) -> dict:
     """Label the blocks ``row_ids`` and append them to ``path``, resuming where it stopped.
 
     ``labeler(context, probs, generator, bank)`` returns the label columns (see
     :data:`LABEL_COLUMNS`; ``seconds`` is filled in here); ``rule`` describes it in the
     metadata. ``shard=(i, n)`` labels only the ids of ``row_ids`` that shard ``i`` of ``n``
     holds (:func:`~lenna_core.latency.shards.in_shard`) and records the shard in the metadata,
-    so its file resumes as that shard alone. Returns counts of rows written, skipped (already
+    so its file resumes as that shard alone. ``runtime`` is what an inference runtime adds to
+    the machine record (:func:`~lenna_core.latency.onnx_runtime.runtime_record`) when the
+    labeler times its cells there. Returns counts of rows written, skipped (already
     present) and failed.
     """
     path = Path(path)
@@ -253,7 +258,8 @@ def label_dataset(path: str | os.PathLike, row_ids: Iterable[int], labeler: Labe
         raise ValueError(f"threads={threads}: must be a positive integer or None")
     shard = None if shard is None else check_shard(shard)
     row_ids = shard_rows(row_ids, shard)
-    settings = GenerationSettings(seed, spec, space, rule, device, threads, run_tag, shard)
+    settings = GenerationSettings(seed, spec, space, rule, device, threads, run_tag, shard,
+                                  runtime)
     path.parent.mkdir(parents=True, exist_ok=True)
     if cpu_core is not None:
         os.sched_setaffinity(0, {cpu_core})

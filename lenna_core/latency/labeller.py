@@ -20,7 +20,7 @@ from lenna_core.latency.convergence import (
 )
 from lenna_core.latency.dataset import Labeler
 from lenna_core.latency.lookup_table import OpLatencyTable
-from lenna_core.latency.profiler import cpu_threads, measure_latency
+from lenna_core.latency.profiler import cpu_threads
 from lenna_core.latency.reference_clock import REFERENCE_CONTEXT, REFERENCE_OP, ReferenceClock
 from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 from lenna_core.space.single_path import sample_active
@@ -64,7 +64,7 @@ def make_labeler(rule: StandardErrorRule, clock: ReferenceClock, reference_ms: f
 
     def _label(context: CellContext, probs: torch.Tensor, generator: torch.Generator,
                bank: CellBank) -> dict:
-        bank.warm_up()
+        clock.start_block(bank)
         if control is not None:
             op_ms, fixed_ms = control.block_arrays([context], "the control variate")
             op_ms, fixed_ms = op_ms[0], float(fixed_ms[0])
@@ -74,10 +74,9 @@ def make_labeler(rule: StandardErrorRule, clock: ReferenceClock, reference_ms: f
         adjusted: list[float] = ratios
         while not _stops(adjusted):
             active = sample_active(probs, space, generator)
-            cell = bank.select(active)
+            cell = clock.sampled(bank, active)
             for _ in range(rule.warmup_per_reset):
-                measure_latency(cell, context.input_shapes, device=device, repeats=1,
-                                warmup=0, threads=threads)
+                clock.warm(cell, context.input_shapes)
             per_pass = [clock.time_against(cell, context.input_shapes)[1]
                         for _ in range(rule.timings_per_reset)]
             ratios.append(float(statistic(per_pass)))

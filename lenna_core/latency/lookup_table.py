@@ -183,9 +183,11 @@ class OpLatencyTable:
     @classmethod
     def measure(cls, contexts: Iterable[CellContext], space: SearchSpace = DARTS_SPACE, *,
                 repeats: int = 30, warmup: int = 5, threads: int | None = 1,
-                device: str = "cpu", rounds: int = 1, progress: bool = True
-                ) -> OpLatencyTable:
-        """Time every op and fixed cost that blocks in ``contexts`` need (tqdm progress).
+                device: str = "cpu", rounds: int = 1, progress: bool = True,
+                runtime: object | None = None) -> OpLatencyTable:
+        """Time every op and fixed cost that blocks in ``contexts`` need (tqdm progress), in
+        torch eager or, with ``runtime`` (an
+        :class:`~lenna_core.latency.onnx_runtime.OnnxRuntimeCpu`), in ONNX Runtime.
 
         With ``rounds`` > 1, everything is timed that many times, one full pass over the
         keys after another (alternately reversed), and each key keeps its lowest median:
@@ -201,7 +203,8 @@ class OpLatencyTable:
         keys = list(dict.fromkeys((name, *key) for context in contexts
                                   for key in edge_keys(context, space) for name in names))
         settings = {"repeats": repeats, "warmup": warmup, "threads": threads, "device": device}
-        timed = [measure_ops(keys[::-1] if r % 2 else keys, progress=progress, **settings)
+        timed = [measure_ops(keys[::-1] if r % 2 else keys, progress=progress, runtime=runtime,
+                             **settings)
                  for r in range(rounds)]
         ops = _lowest(pd.concat(timed, ignore_index=True), list(OP_KEY), "latency_ms")
         zero = {tuple(r[1:5]): r[5] for r in ops[[*OP_KEY, "latency_ms"]].itertuples(index=False)
@@ -212,13 +215,14 @@ class OpLatencyTable:
                                 unit="context", disable=not progress):
                 zero_ops = [zero[key] for key in edge_keys(context, space)]
                 rows.append({**context.to_dict(), **measure_fixed_cost(
-                    context, space, zero_ops_ms=zero_ops, **settings)})
+                    context, space, zero_ops_ms=zero_ops, runtime=runtime, **settings)})
         fixed = _lowest(pd.DataFrame(rows), list(CONTEXT_KEY), "zero_cell_ms")
         statistic = "median" if rounds == 1 else f"lowest of {rounds} medians"
         meta = {"schema_version": SCHEMA_VERSION, "units": {"latency": "ms"},
                 "statistic": statistic, "fixed_cost": FIXED_COST_RULE,
                 "settings": {**settings, "rounds": rounds, "space": space.to_dict()},
-                "machine": machine_fingerprint(device),
+                "machine": (machine_fingerprint(device) if runtime is None
+                            else runtime.fingerprint()),
                 "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                 else None,
                 "measured": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -42,6 +42,19 @@ class ReferenceClock:
         return list(measure_latency(module, input_shapes, device=self.device,
                                     threads=self.threads, clock=self.clock, **passes).times_ms)
 
+    def start_block(self, bank: CellBank) -> None:
+        """Get ready to time ``bank``'s single-path cells: one untimed pass of every module."""
+        with cpu_threads(self.threads if self.device == "cpu" else None):
+            bank.warm_up()
+
+    def sampled(self, bank: CellBank, active: list[int]) -> nn.Module:
+        """The single-path cell of ``bank`` with op ``active[e]`` on edge ``e``, ready to time."""
+        return bank.select(active)
+
+    def warm(self, module: nn.Module, input_shapes: Sequence) -> None:
+        """One untimed pass of ``module`` (a sampled cell's warm-up)."""
+        self._time(module, input_shapes, repeats=1, warmup=0)
+
     def tick(self) -> float:
         """One timed pass of the reference cell (ms)."""
         return self._time(self.cell, REFERENCE_CONTEXT.input_shapes, repeats=1, warmup=0)[0]
