@@ -92,3 +92,26 @@ def test_timing_in_a_runtime_with_other_threads_is_refused():
     op = torch.nn.Identity()
     with pytest.raises(ValueError, match="threads=1"):
         time_module(op, (1, 4, 8, 8), runtime=OnnxRuntimeCpu(1), threads=2)
+
+
+def test_lenna_table_measures_the_contexts_of_a_file_in_the_chosen_runtime(tmp_path):
+    from lenna_core.cli.table import main
+
+    source = tmp_path / "source.csv"
+    OpLatencyTable.measure([SMALL], repeats=2, warmup=0, progress=False).to_csv(source)
+    out = tmp_path / "ort_table.csv"
+    main(["--out", str(out), "--contexts-of", str(source), "--runtime", "onnxruntime",
+          "--rounds", "1"])
+    table = OpLatencyTable.from_csv(out)
+    assert table.contexts() == [SMALL]
+    assert table.meta["machine"]["runtime"] == "onnxruntime"
+    assert table.meta["settings"]["rounds"] == 1
+
+
+def test_lenna_table_names_a_file_it_cannot_read(tmp_path, capsys):
+    from lenna_core.cli.table import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", str(tmp_path / "t.csv"), "--contexts-of", str(tmp_path / "none.csv")])
+    assert exit_.value.code == 2
+    assert "none.csv" in capsys.readouterr().err

@@ -25,9 +25,14 @@ def plot_transfer_curves(curves: pd.DataFrame, metric: str = "within_10_pct") ->
     devices = list(dict.fromkeys(curves["device"]))
     if not devices:
         raise ValueError("curves is empty: write it with benchmarks/transfer.py --out")
-    fig, axes = plt.subplots(1, len(devices), figsize=(6.5 * len(devices) + 2.5, 4.2),
+    # Two panels a row: four devices side by side would each be too narrow to read.
+    ncols = min(2, len(devices))
+    nrows = -(-len(devices) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols + 2.5, 4.2 * nrows),
                              squeeze=False, layout="constrained")
-    for ax, device in zip(axes[0], devices):
+    for ax in axes.flat[len(devices):]:
+        ax.set_visible(False)
+    for ax, device in zip(axes.flat, devices):
         part = curves[curves["device"] == device]
         for method, group in part.groupby("method", sort=False):
             group = group.sort_values("k")
@@ -45,7 +50,7 @@ def plot_transfer_curves(curves: pd.DataFrame, metric: str = "within_10_pct") ->
                        "mape_pct": "MAPE (%)", "kendall_tau": "Kendall tau"}.get(metric, metric),
                title=device)
         ax.set_xticks(sorted(part["k"].unique()), [str(k) for k in sorted(part["k"].unique())])
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    axes[0][ncols - 1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     return fig
 
 

@@ -3,12 +3,14 @@
     lenna --help
     lenna label --out data/my_device.csv --rows 3000 --core 1   # label a dataset
     lenna transfer --out-dir data/devices/here --budget-s 120    # adapt a model to this machine
+    lenna table --out here.csv --contexts-of data/op_latency_table.csv  # an op table, measured
     lenna search --out runs/my_search --lam 0.5                   # one latency-aware search
     lenna label --out shard0.csv --rows 3000 --shard 0/4 ...     # one device of a farm
     lenna merge --out data/farm.csv shard0.csv shard1.csv ...    # the farm's shards, as one
 
 Each subcommand is also a module (``python -m lenna_core.cli.label``,
 ``python -m lenna_core.cli.transfer``, ``python -m lenna_core.cli.merge``,
+``python -m lenna_core.cli.table``,
 ``torchrun ... -m lenna_core.cli.search``) and documents its options with ``--help``.
 """
 
@@ -17,13 +19,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from lenna_core.cli import label, merge, search, transfer
+from lenna_core.cli import label, merge, search, table, transfer
 
 SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "label": (label.main, "label sampled blocks with their expected latency on "
                           "this machine (a dataset; resumable)"),
     "transfer": (transfer.main, "profile this machine for a few minutes and adapt a "
                                 "latency model to it"),
+    "table": (table.main, "measure an op latency table on this machine (torch eager or "
+                          "ONNX Runtime)"),
     "search": (search.main, "run or resume one latency-aware search (under torchrun: "
                             "on every rank)"),
     "merge": (merge.main, "combine the shard files a farm of devices labelled "

@@ -1,0 +1,67 @@
+"""Two runtimes on one CPU: what each op costs in each, side by side (chapter 5).
+
+An op table measured in torch eager and one measured in ONNX Runtime on the same kind of
+machine hold the same keys; per primitive, the median latency over the keys both hold, and
+that median relative to ``sep_conv_3x3`` (the reference cell's op) in the same runtime. The
+relative costs are what a latency penalty pulls the alphas by, so two runtimes whose ratios
+differ can prefer different cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from lenna_core.book.plotting import OP_COLOURS, readable_log_axes
+from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.op_timing import OP_KEY
+
+REFERENCE_PRIMITIVE = "sep_conv_3x3"
+
+
+def op_costs(tables: Mapping[str, OpLatencyTable], stride: int = 1) -> pd.DataFrame:
+    """Per primitive (rows) and runtime: median ms over the keys every table holds, at
+    ``stride``, and that median over ``sep_conv_3x3``'s (columns ``<runtime> ms``,
+    ``<runtime> / sep_conv_3x3``)."""
+    if len(tables) < 2:
+        raise ValueError(f"tables has {len(tables)} entries: give at least two runtimes' tables")
+    frames = [table.ops.loc[table.ops["stride"] == stride, [*OP_KEY, "latency_ms"]]
+              .rename(columns={"latency_ms": name}) for name, table in tables.items()]
+    shared = frames[0]
+    for frame in frames[1:]:
+        shared = shared.merge(frame, on=list(OP_KEY))
+    if shared.empty:
+        raise ValueError(f"the tables share no op at stride {stride}: measure them over the "
+                         "same contexts (lenna table --contexts-of the same file)")
+    medians = shared.groupby("primitive")[list(tables)].median()
+    out = pd.DataFrame(index=medians.index)
+    for name in tables:
+        out[f"{name} ms"] = medians[name]
+        out[f"{name} / {REFERENCE_PRIMITIVE}"] = medians[name] / medians.loc[REFERENCE_PRIMITIVE,
+                                                                              name]
+    return out.sort_values(f"{next(iter(tables))} ms")
+
+
+def plot_op_costs(costs: pd.DataFrame) -> Figure:
+    """Each primitive's cost relative to ``sep_conv_3x3``, one group of bars per primitive,
+    one bar per runtime (log scale)."""
+    columns = [c for c in costs.columns if c.endswith(f"/ {REFERENCE_PRIMITIVE}")]
+    fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
+    width = 0.8 / len(columns)
+    x = np.arange(len(costs))
+    for k, column in enumerate(columns):
+        ax.bar(x + (k - (len(columns) - 1) / 2) * width, costs[column], width,
+               label=column.split(" / ")[0], color=["0.35", "0.7", "0.55"][k % 3],
+               edgecolor=[OP_COLOURS.get(p, "k") for p in costs.index], linewidth=1.5)
+    ax.set_yscale("log")
+    readable_log_axes(ax, "y")
+    ax.set_xticks(x, costs.index, rotation=30, ha="right")
+    ax.set(ylabel=f"median latency / {REFERENCE_PRIMITIVE}'s",
+           title="What each op costs, relative to sep_conv_3x3, in each runtime")
+    ax.axhline(1.0, color="k", lw=0.6)
+    ax.legend(title="runtime", fontsize=8)
+    return fig

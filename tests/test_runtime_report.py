@@ -1,0 +1,54 @@
+"""Op costs of two runtimes side by side: medians over shared keys, relative to sep_conv_3x3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lenna_core.book.runtime_report import op_costs, plot_op_costs
+from lenna_core.latency.lookup_table import OpLatencyTable
+
+TABLE = Path(__file__).resolve().parents[1] / "data" / "op_latency_table.csv"
+
+
+def _scaled(table: OpLatencyTable, primitive: str, factor: float) -> OpLatencyTable:
+    ops = table.ops.copy()
+    ops.loc[ops["primitive"] == primitive, "latency_ms"] *= factor
+    return OpLatencyTable(ops, table.fixed, table.space, table.meta)
+
+
+def test_relative_costs_follow_each_runtimes_own_medians():
+    torch_table = OpLatencyTable.from_csv(TABLE)
+    other = _scaled(_scaled(torch_table, "max_pool_3x3", 2.0), "sep_conv_3x3", 0.5)
+    costs = op_costs({"torch": torch_table, "other": other})
+    assert costs.loc["sep_conv_3x3", "torch / sep_conv_3x3"] == pytest.approx(1.0)
+    assert costs.loc["sep_conv_3x3", "other / sep_conv_3x3"] == pytest.approx(1.0)
+    # max_pool doubled and sep_conv halved: its cost relative to sep_conv is 4x.
+    assert costs.loc["max_pool_3x3", "other / sep_conv_3x3"] == pytest.approx(
+        4 * costs.loc["max_pool_3x3", "torch / sep_conv_3x3"])
+    assert costs.loc["dil_conv_3x3", "other ms"] == costs.loc["dil_conv_3x3", "torch ms"]
+    fig = plot_op_costs(costs)
+    assert len(fig.axes[0].patches) == 2 * len(costs)
+
+
+def test_tables_without_shared_ops_or_a_single_table_are_refused():
+    table = OpLatencyTable.from_csv(TABLE)
+    moved = table.ops.assign(C=table.ops["C"] + 1000)
+    with pytest.raises(ValueError, match="share no op"):
+        op_costs({"a": table, "b": OpLatencyTable(moved, table.fixed, table.space, table.meta)})
+    with pytest.raises(ValueError, match="at least two"):
+        op_costs({"a": table})
+
+
+def test_transfer_curves_wrap_two_devices_a_row():
+    import pandas as pd
+
+    from lenna_core.book.transfer_report import plot_transfer_curves
+
+    curves = pd.DataFrame([{"device": f"d{d}", "method": m, "k": k, "within_10_pct": 50 + k / 10}
+                           for d in range(3) for m in ("none", "scale") for k in (0, 10, 100)])
+    fig = plot_transfer_curves(curves)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ["d0", "d1", "d2"]
+    assert len(fig.axes) == 4  # a 2 x 2 grid, its fourth panel hidden
