@@ -3,13 +3,15 @@
     lenna --help
     lenna label --out data/my_device.csv --rows 3000 --core 1   # label a dataset
     lenna transfer --out-dir data/devices/here --budget-s 120    # adapt a model to this machine
+    lenna fit --device-folder data/devices/my_device              # fit a device folder's models
     lenna search --out runs/my_search --lam 0.5                   # one latency-aware search
     lenna label --out shard0.csv --rows 3000 --shard 0/4 ...     # one device of a farm
     lenna merge --out data/farm.csv shard0.csv shard1.csv ...    # the farm's shards, as one
 
 Each subcommand is also a module (``python -m lenna_core.cli.label``,
-``python -m lenna_core.cli.transfer``, ``python -m lenna_core.cli.merge``,
-``torchrun ... -m lenna_core.cli.search``) and documents its options with ``--help``.
+``python -m lenna_core.cli.transfer``, ``python -m lenna_core.cli.fit``,
+``python -m lenna_core.cli.merge``, ``torchrun ... -m lenna_core.cli.search``) and documents
+its options with ``--help``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from lenna_core.cli import label, merge, search, transfer
+from lenna_core.cli import fit, label, merge, search, transfer
 
 SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "label": (label.main, "label sampled blocks with their expected latency on "
                           "this machine (a dataset; resumable)"),
     "transfer": (transfer.main, "profile this machine for a few minutes and adapt a "
                                 "latency model to it"),
+    "fit": (fit.main, "fit and score chapter 4's latency models on a device folder's "
+                      "labelled blocks; save its model there"),
     "search": (search.main, "run or resume one latency-aware search (under torchrun: "
                             "on every rank)"),
     "merge": (merge.main, "combine the shard files a farm of devices labelled "
