@@ -71,6 +71,17 @@ def test_loading_a_model_from_another_device_warns_and_names_it(tmp_path):
         MLPLatency.load(tmp_path / "here")
 
 
+def test_a_runtime_record_without_threads_is_compared_in_that_runtime():
+    from lenna_core.latency.onnx_runtime import OnnxRuntimeCpu
+
+    # A model saves its labels' machine record alone, as MLPLatency.load then reads it.
+    recorded = identity_from_record(OnnxRuntimeCpu(threads=2).fingerprint())
+    assert (recorded["backend"], recorded["threads"]) == ("onnxruntime, CPU", 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not "torch eager" against the runtime
+        assert check_device(recorded, "a model labelled here in ONNX Runtime") == {}
+
+
 def test_bitwise_comparisons_only_between_machines_of_one_kind():
     here = machine_fingerprint("cpu")
     assert same_float_kernels(here)

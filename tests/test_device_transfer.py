@@ -83,7 +83,7 @@ def test_bad_profiling_arguments(tmp_path, kwargs, match):
 def test_lenna_lists_its_subcommands_and_refuses_unknown_ones():
     run = [sys.executable, "-m", "lenna_core.cli.main"]
     listed = subprocess.run(run + ["--help"], capture_output=True, text=True, check=True).stdout
-    assert "label" in listed and "transfer" in listed
+    assert "label" in listed and "transfer" in listed and "fit" in listed
     assert "--budget-s" in subprocess.run(run + ["transfer", "--help"], capture_output=True,
                                           text=True, check=True).stdout
     wrong = subprocess.run(run + ["fly"], capture_output=True, text=True)

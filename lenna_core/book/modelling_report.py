@@ -12,9 +12,9 @@ from sklearn.model_selection import train_test_split
 
 from lenna_core.book.plotting import legend_outside, readable_log_axes
 from lenna_core.latency.block_checks import extrapolation_expected
+from lenna_core.latency.candidates import candidate_models as candidate_models  # for chapter 4
 from lenna_core.latency.dataset import held_out_split
-from lenna_core.latency.linear_model import ElasticNetLatency
-from lenna_core.latency.lookup_table import LookupTableModel, OpLatencyTable
+from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.metrics import latency_metrics
 from lenna_core.latency.mlp_model import MLPLatency
 
@@ -31,26 +31,6 @@ def modelling_split(data: pd.DataFrame, extra: Sequence[pd.DataFrame], test_frac
                                                 random_state=seed)
                                if len(ok_extra) > 1 else (ok_extra, ok_extra))
     return pd.concat([train, extra_train], ignore_index=True), test, extra_train, extra_test
-
-
-def candidate_models(mlp: MLPLatency, table: OpLatencyTable, train: pd.DataFrame, *,
-                     hidden: tuple[int, ...], max_epochs: int, seed: int
-                     ) -> dict[str, object]:
-    """The models chapter 4 compares, fitted on ``train`` (``mlp`` is fitted already)."""
-    models = {
-        "MLP": mlp,
-        # The same MLP learning log(latency / calibrated table) instead of log(latency).
-        "MLP on lookup table": MLPLatency(hidden=hidden, max_epochs=max_epochs,
-                                          random_state=seed, prior=table),
-        "ElasticNet": ElasticNetLatency(random_state=seed),
-        "lookup table": LookupTableModel(table),
-        # The table's sums with a least-squares scale and offset fitted on the training blocks.
-        "lookup table, calibrated": LookupTableModel(table, calibrate=True),
-    }
-    for model in models.values():
-        if model is not mlp:
-            model.fit(train, train["latency_ms"])
-    return models
 
 
 def learning_curve(train: pd.DataFrame, test: pd.DataFrame, sizes: Sequence[int], *,

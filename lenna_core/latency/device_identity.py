@@ -43,6 +43,9 @@ def identity_from_record(machine: Mapping, threads: int | None = None,
     # Runtime picks its own CPU kernels (torch's pin, scripts/cpu_isa.sh, does not reach them).
     if runtime:
         kernel = None
+        # A model saves its machine record without the threads, which a runtime's record names:
+        # unknown, check_device could not open the runtime here and compared torch eager.
+        threads = machine.get("intra_op_threads") if threads is None else threads
     elif backend.endswith("CPU"):
         kernel = machine.get("torch_cpu_capability")
     else:

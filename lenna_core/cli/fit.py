@@ -1,0 +1,79 @@
+"""Command line: fit chapter 4's latency models on one device folder and save its model there.
+
+    lenna fit --device-folder data/devices/onnxruntime-xeon-6-167
+    python -m lenna_core.cli.fit --device-folder /tmp/xeon-6-167 --seed 1 --max-epochs 300
+
+It trains on the folder's pool (standard labels; blocks that are also evaluation blocks left
+out), scores every model against the mean of the two precise labellings beside their noise
+floor and a perfect predictor's ceiling, prints the table, and saves the MLP on the lookup table
+as ``mlp_latency.*`` with the scores as ``predictor_metrics_precise.csv``, named in the folder's
+``manifest.json`` (all in :mod:`lenna_core.latency.device_models`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+
+from lenna_core.latency.device_models import (
+    METRICS_FILE,
+    MODEL_PREFIX,
+    fit_device_models,
+    save_device_model,
+)
+
+#: The columns printed, most telling first (the CSV keeps all of them).
+SHOWN = ["within_10_pct", "mape_pct", "kendall_tau", "rmse_ms", "n"]
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give layer widths such as 256,128") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every layer width must be >= 1")
+    return widths
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, fit and score the models of one device folder, save its model."""
+    parser = argparse.ArgumentParser(
+        prog="lenna fit", description="Fit chapter 4's latency models on a device folder's "
+        "pool, score them against its precise labels (ms of that device), and save the MLP "
+        "on the lookup table and the scores into the folder.")
+    parser.add_argument("--device-folder", required=True,
+                        help="folder with manifest.json, pool.csv, precise.csv, "
+                             "precise_repeat.csv and the op table (data/README.md, 'Devices')")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of every model and of the ceiling's draws (default: "
+                             "%(default)s)")
+    parser.add_argument("--max-epochs", type=int, default=600,
+                        help="upper bound on MLP training epochs; early stopping decides "
+                             "(default: %(default)s)")
+    parser.add_argument("--hidden", type=_widths, default=(256, 128),
+                        help="MLP hidden layer widths, comma-separated (default: 256,128)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        result = fit_device_models(args.device_folder, hidden=args.hidden,
+                                   max_epochs=args.max_epochs, seed=args.seed)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    seconds = time.perf_counter() - started
+    sizes = result.sizes
+    print(result.manifest["description"])
+    print(f"trained on {sizes['train']} pool blocks ({sizes['left_out']} left out: evaluation "
+          f"blocks); scored on {sizes['evaluation']} blocks labelled precisely twice, against "
+          f"their mean (ms)")
+    with pd.option_context("display.width", 200):
+        print(result.metrics[SHOWN].round(3).to_string())
+    manifest = save_device_model(result)
+    print(f"fitted and scored in {seconds:.1f} s; saved {MODEL_PREFIX}.* and {METRICS_FILE} in "
+          f"{result.folder} (manifest models: {manifest['models']})")
+
+
+if __name__ == "__main__":
+    main()
