@@ -35,6 +35,8 @@
 # | `dataset_path` | the reference dataset (its metadata names the reference device) | CSV path |
 # | `out_dir` | where this machine's blocks and adapted model are written | folder |
 # | `curves_path` | the committed k-curves (`benchmarks/transfer.py --out`) | CSV path |
+# | `onnxruntime_dir` | the committed ONNX Runtime device folder (its blocks, op table and model) | folder |
+# | `torch_table_path` | the op table of the same CPU kind in torch eager, to compare op costs with | CSV path |
 # | `figures_dir` | where figures are written, relative to `book/` | path |
 
 # %% tags=["parameters"]
@@ -45,6 +47,8 @@ model_path = "../data/mlp_latency"
 dataset_path = "../data/latency_dataset.csv"
 out_dir = "../runs/05_this_machine"
 curves_path = "../data/devices/transfer_curves.csv"
+onnxruntime_dir = "../data/devices/onnxruntime-xeon-6-167"
+torch_table_path = "../data/devices/xeon-6-167/op_latency_table.csv"
 figures_dir = "../figures"
 
 # %%
@@ -56,8 +60,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lenna_core.book.chapter import setup_book
+from lenna_core.book.runtime_report import model_finding, op_costs, plot_op_costs
 from lenna_core.book.transfer_report import before_after, plot_transfer_curves, transfer_findings
-from lenna_core.latency.device_folder import dataset_identity
+from lenna_core.latency.device_folder import dataset_identity, read_device_folder
 from lenna_core.latency.device_identity import (
     describe_device,
     device_identity,
@@ -65,6 +70,7 @@ from lenna_core.latency.device_identity import (
 )
 from lenna_core.latency.device_profiling import adapt_and_save, profile_device
 from lenna_core.latency.label_noise import plot_parity_panels
+from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.transfer import METHODS
 
@@ -159,6 +165,45 @@ curves.pivot_table(index=["device", "method"], columns="k", values="within_10_pc
 # %%
 print("devices with committed curves:", sorted(curves["device"].unique()))
 print("blocks labelled (k):", sorted(int(k) for k in curves["k"].unique()))
+
+# %% [markdown]
+# ## Another runtime on the same CPU: ONNX Runtime
+#
+# People deploy searched cells with an inference runtime, not with torch eager at batch size 1.
+# ONNX Runtime's CPU provider on this kind of machine is a device of its own: the folder
+# `onnxruntime_dir` holds blocks labelled there with the reference labeller (`lenna label
+# --runtime onnxruntime`: each sampled cell composed from its context's ops, exported once),
+# their noise floor, precise labels of the held-out blocks, its op table and the models
+# `lenna fit` fit on its blocks. Chapter 6 searches with that model as a second target. What
+# does each op cost in each runtime, relative to the reference cell's op?
+
+# %% tags=["nbval-ignore-output"]
+onnx_device = read_device_folder(onnxruntime_dir)
+print("device:", describe_device(onnx_device["manifest"]["device"]))
+print({role: len(frame) for role, frame in onnx_device["frames"].items()}, "blocks per file")
+costs = op_costs({"torch eager": OpLatencyTable.from_csv(torch_table_path),
+                  "ONNX Runtime": OpLatencyTable.from_csv(Path(onnxruntime_dir)
+                                                          / "op_latency_table.csv")})
+fig = plot_op_costs(costs)
+fig.savefig(figures / "05_op_costs.png")
+plt.show()
+costs.round(4)
+
+# %% [markdown]
+# A convolution weighs far less against a pooling or a skip in ONNX Runtime than in torch
+# eager, where every op pays the framework's dispatch cost; a penalty fit in one runtime
+# therefore pulls the alphas by other ratios than one fit in the other. The models of this
+# device, trained on its pool's blocks and scored against the precise labels of held-out
+# blocks (two labellings to 1%; the noise floor and a perfect predictor beside them):
+
+# %% tags=["nbval-ignore-output"]
+onnx_metrics = pd.read_csv(Path(onnxruntime_dir) / "predictor_metrics_precise.csv",
+                           index_col="model")
+display(Markdown(model_finding(onnx_metrics)))
+onnx_metrics.round(3)
+
+# %%
+print("scored models:", sorted(onnx_metrics.index))
 
 # %% [markdown]
 # ## What we found

@@ -52,3 +52,19 @@ def test_transfer_curves_wrap_two_devices_a_row():
     shown = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in shown] == ["d0", "d1", "d2"]
     assert len(fig.axes) == 4  # a 2 x 2 grid, its fourth panel hidden
+
+
+def test_the_model_finding_says_whether_the_bar_is_met():
+    import pandas as pd
+
+    from lenna_core.book.runtime_report import model_finding
+
+    metrics = pd.DataFrame({"n": [400, 400], "mape_pct": [3.0, 0.9],
+                            "within_10_pct": [96.0, 99.5], "kendall_tau": [0.91, 0.97]},
+                           index=pd.Index(["MLP on lookup table", "perfect predictor (expected)"],
+                                          name="model"))
+    assert model_finding(metrics).endswith("is met.")
+    assert "99.5%" in model_finding(metrics)
+    assert model_finding(metrics.assign(kendall_tau=0.85)).endswith("is not met.")
+    with pytest.raises(ValueError, match="MLP"):
+        model_finding(metrics, model="MLP")

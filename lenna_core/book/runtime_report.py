@@ -65,3 +65,21 @@ def plot_op_costs(costs: pd.DataFrame) -> Figure:
     ax.axhline(1.0, color="k", lw=0.6)
     ax.legend(title="runtime", fontsize=8)
     return fig
+
+
+def model_finding(metrics: pd.DataFrame, model: str = "MLP on lookup table",
+                  bar: tuple[float, float] = (95.0, 0.90)) -> str:
+    """One sentence: how ``model`` of a device folder's scores (``lenna fit``'s
+    ``predictor_metrics_precise.csv``, indexed by model) meets the bar (within ±10%, tau)."""
+    if model not in metrics.index:
+        raise ValueError(f"model={model!r}: the scores hold {sorted(metrics.index)}")
+    row = metrics.loc[model]
+    met = row["within_10_pct"] >= bar[0] and row["kendall_tau"] >= bar[1]
+    ceiling = ""
+    if "perfect predictor (expected)" in metrics.index:
+        ceiling = (" (a perfect predictor: "
+                   f"{metrics.loc['perfect predictor (expected)', 'within_10_pct']:.1f}%)")
+    return (f"The {model} predicts {row['within_10_pct']:.1f}% of {int(row['n'])} held-out "
+            f"blocks within ±10% of their precise labels{ceiling}, MAPE "
+            f"{row['mape_pct']:.1f}%, Kendall tau {row['kendall_tau']:.3f}: the bar of "
+            f"{bar[0]:g}% and tau {bar[1]:.2f} is {'met' if met else 'not met'}.")
