@@ -32,11 +32,18 @@
 # genotype is then trained from scratch and tested, and the target network with its cells is
 # timed with the profiler, in the same reference-cell units as the dataset's labels.
 #
+# **A second runtime.** People deploy cells with an inference runtime, not with torch eager.
+# A fourth setting, `onnxruntime`, searches with an MLP of the same kind fitted on blocks
+# labelled in ONNX Runtime on this CPU (in ONNX Runtime's milliseconds; the search itself is
+# unchanged, the units cancel in `E / E0`). Every derived network, whichever runtime it was
+# searched for, is then exported and timed in both runtimes: does a search's gain in one
+# runtime hold in the other?
+#
 # | parameter | meaning | unit / range |
 # |---|---|---|
 # | `seed` | seed of the calibration networks and of the book set-up | integer >= 0 |
 # | `seeds` | search (and training) seeds of every setting | list of integers >= 0 |
-# | `lambdas` | latency weights per estimator (`mlp`, `lookup_table`, `flops`); lambda 0 is always run | dict of lists of numbers >= 0 |
+# | `lambdas` | latency weights per estimator (`mlp`, `lookup_table`, `flops`, `onnxruntime`); lambda 0 is always run | dict of lists of numbers >= 0 |
 # | `penalty` | how CE and the estimate combine | `linear`, `multiplicative`, `hinge` |
 # | `dataset`, `data_root` | search task; `cifar10` needs `data_root` with `cifar-10-batches-py` | `digits` or `cifar10`; path |
 # | `search_C`, `search_layers` | proxy supernet: initial channels and cells | integers >= 1 (C even) |
@@ -54,6 +61,8 @@
 # | `latency_passes` | timed passes (rounds) per network, each followed by a reference-cell pass | integer >= 3 |
 # | `calibration_networks` | random networks timed with the derived ones, to calibrate block sums to whole networks | integer >= 2 |
 # | `mlp_path`, `op_table_path`, `dataset_path` | chapter 4's MLP, chapter 1's op table, chapter 3's dataset | paths relative to `book/` |
+# | `onnxruntime_mlp_path` | the MLP fitted on blocks labelled in ONNX Runtime (`lenna label --runtime onnxruntime`), in ONNX Runtime ms; None: no ONNX Runtime search or timing (then drop `onnxruntime` from `lambdas`) | path relative to `book/` (without `.pt`/`.json`) or None |
+# | `onnxruntime_dataset_path` | that model's dataset: its metadata gives ONNX Runtime's threads, graph optimisation and reference-cell ms | CSV path |
 # | `adapted_dir` | chapter 5's profile of this machine and its adapted model (None: predict with the reference models only) | folder or None |
 # | `runs_dir` | search folders and `results.csv`; an interrupted run resumes from here | path |
 # | `results_path` | copy of the results table for the results page | CSV path |
@@ -62,7 +71,7 @@
 # %% tags=["parameters"]
 seed = 0
 seeds = [0, 1, 2, 3, 4]
-lambdas = {"mlp": [0.3, 1.0], "lookup_table": [1.0], "flops": [1.0]}
+lambdas = {"mlp": [0.3, 1.0], "lookup_table": [1.0], "flops": [1.0], "onnxruntime": [1.0]}
 penalty = "linear"
 dataset = "digits"
 data_root = None
@@ -90,6 +99,8 @@ calibration_networks = 6
 mlp_path = "../data/mlp_latency"
 op_table_path = "../data/op_latency_table.csv"
 dataset_path = "../data/latency_dataset.csv"
+onnxruntime_mlp_path = "../data/devices/onnxruntime-xeon-6-167/mlp_latency"
+onnxruntime_dataset_path = "../data/devices/onnxruntime-xeon-6-167/pool.csv"
 adapted_dir = "../runs/05_this_machine"
 runs_dir = "../runs/06_sweep"
 results_path = "../data/search_results.csv"
@@ -107,13 +118,14 @@ from IPython.display import Markdown, display
 from lenna_core import DARTS_SPACE, Genotype, load_dataset
 from lenna_core.book.chapter import check_device_parameters, check_int_parameters, setup_book
 from lenna_core.book.plotting import draw_cells
-from lenna_core.book.search_plots import plot_pareto, plot_prediction_parity
+from lenna_core.book.search_plots import plot_prediction_parity, plot_runtime_fronts
 from lenna_core.latency.dataset import read_metadata
 from lenna_core.latency.device_folder import compare_devices, read_manifest
 from lenna_core.latency.device_identity import device_identity
 from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.profiler import machine_fingerprint
+from lenna_core.search import runtimes
 from lenna_core.search import sweep as sw
 from lenna_core.search.estimators import (
     FlopsEstimator,
@@ -130,15 +142,19 @@ from lenna_core.search.gradient_check import (
     worst_relative_difference,
 )
 from lenna_core.search.loop import SearchConfig
+from lenna_core.search.onnx_evaluation import onnx_meter
 
 run = setup_book(seed, figures_dir=figures_dir)
 figures = Path(figures_dir)
 
 # %% [markdown]
-# ## The search, the target and the three estimators
+# ## The search, the target and the estimators
 #
-# The settings are checked before anything runs: a lambda below zero, an unknown penalty or
-# an inconsistent search configuration stops here with the parameter named.
+# The settings are checked before anything runs: a lambda below zero, an unknown penalty, a
+# lambda for an estimator that is not loaded or an inconsistent search configuration stops
+# here with the parameter named. The three torch-eager estimators also predict the derived
+# networks below; the ONNX Runtime model predicts another runtime's milliseconds, so it only
+# searches.
 
 # %%
 check_int_parameters(eval_C=(eval_C, 1), eval_layers=(eval_layers, 1),
@@ -152,11 +168,14 @@ config = SearchConfig(dataset=dataset, data_root=data_root, C=search_C, layers=s
                       epochs=search_epochs, batch_size=search_batch_size, mode=search_mode,
                       weight_lr=weight_lr, arch_lr=arch_lr, max_skip=max_skip, device=search_device)
 target = TargetConfig(target_C, target_layers, target_image_size, target_batch_size)
-estimators = {
+torch_estimators = {
     "mlp": MLPEstimator(MLPLatency.load(mlp_path), target),
     "lookup_table": LookupTableEstimator(OpLatencyTable.from_csv(op_table_path), target),
     "flops": FlopsEstimator(target),
 }
+estimators = {**torch_estimators, **({} if onnxruntime_mlp_path is None else {
+    "onnxruntime": MLPEstimator(MLPLatency.load(onnxruntime_mlp_path), target)})}
+sw.check_estimators(points, estimators)
 splits = load_dataset(dataset, data_root, seed=config.split_seed)
 
 # %%
@@ -206,7 +225,10 @@ print("every estimator's gradient in p agrees with finite differences to 1e-6:",
 # on the device the latency models were fit on (the dataset's `reference_ms`). That puts
 # measurements in the units of the models' labels and cancels slow changes of this machine's
 # speed; `measured_raw_ms` beside it is this machine's wall clock. The two differ by how fast
-# this machine runs the reference cell, so only the first compares with the models.
+# this machine runs the reference cell, so only the first compares with the models. ONNX
+# Runtime's latencies are the same kind of figure in its own units: a network's session pass
+# over the reference cell's session pass, times that cell's latency in the ONNX Runtime
+# dataset (its metadata also gives the threads and graph optimisation the sessions use).
 
 # %% tags=["nbval-ignore-output"]
 reference_ms = read_metadata(dataset_path)["settings"]["rule"]["reference_ms"]
@@ -218,6 +240,13 @@ print(f"reference cell {reference_ms:.3f} ms on the models' device (from "
 print(compare_devices(read_manifest(Path(dataset_path).parent)["device"],
                       device_identity(latency_device, 1, target_batch_size)))
 
+# %% tags=["nbval-ignore-output"]
+ort_meter = None if onnxruntime_mlp_path is None else onnx_meter(
+    read_metadata(onnxruntime_dataset_path)["settings"], passes=latency_passes)
+if ort_meter is not None:
+    print(f"ONNX Runtime: reference cell {ort_meter.reference_ms:.3f} ms in its dataset, "
+          f"{ort_meter.clock.calibrate():.3f} ms here; {ort_meter.clock.runtime}")
+
 # %% [markdown]
 # Chapter 5's model predicts this machine's own milliseconds: its labels are ratios to the
 # reference cell times the reference cell's latency *here*. Multiplied by the two reference
@@ -226,7 +255,7 @@ print(compare_devices(read_manifest(Path(dataset_path).parent)["device"],
 
 # %% tags=["nbval-ignore-output"]
 adapted, loaded = adapted_estimator(adapted_dir, reference_ms, target)
-predictors = {**estimators, **({"adapted": adapted} if adapted is not None else {})}
+predictors = {**torch_estimators, **({"adapted": adapted} if adapted is not None else {})}
 print(loaded)
 
 # %% [markdown]
@@ -246,7 +275,8 @@ with dask_executor(dask_scheduler) as executor:
                            target=target, overhead_ms=overhead_ms,
                            evaluation={"C": eval_C, "layers": eval_layers, "epochs": eval_epochs,
                                        "device": search_device}, progress=False, report=True,
-                           workers=workers if executor is None else 1, executor=executor)
+                           workers=workers if executor is None else 1, executor=executor,
+                           predictors=torch_estimators)
 print(f"{len(results)} runs in {time.perf_counter() - started:.0f} s")
 results[["run_id", "test_acc", "measured_ms", "predicted_ms_mlp", "predicted_ms_lookup_table",
          "search_seconds", "train_seconds"]].round(2)
@@ -302,20 +332,52 @@ print("networks timed in the session:", results["genotype"].nunique() + len(cali
       "| calibrated estimators:", sorted(set(composition) & set(estimators)))
 
 # %% [markdown]
+# And every derived network in ONNX Runtime, in a session of its own: each is exported once
+# and opened in its own inference session (one intra-op thread), then the sessions take turns
+# pass by pass, each pass followed by a pass of the reference cell's session.
+
+# %% tags=["nbval-ignore-output"]
+started = time.perf_counter()
+if ort_meter is not None:
+    results = sw.measure_runtime_session(results, target, ort_meter, "ort")
+    print(f"{results['genotype'].nunique()} networks exported and timed in ONNX Runtime in "
+          f"{time.perf_counter() - started:.0f} s: {results.measured_ort_ms.min():.2f}-"
+          f"{results.measured_ort_ms.max():.2f} ms (reference-scaled), "
+          f"{results.measured_ort_raw_ms.min():.2f}-{results.measured_ort_raw_ms.max():.2f} ms "
+          "by this machine's wall clock")
+
+# %%
+print("runtimes timed:", [r.label for r in runtimes.timed_runtimes(results)])
+
+# %% [markdown]
 # ## Accuracy against measured latency
 #
-# Means and standard deviations over seeds per setting; lambda 0 is plain DARTS. Latency
-# changes are relative to plain DARTS's mean.
+# Means and standard deviations over seeds per setting, latency in torch eager; lambda 0 is
+# plain DARTS. Latency changes are relative to plain DARTS's mean.
 
 # %% tags=["nbval-ignore-output"]
 summary = sw.summarise_sweep(results)
 summary.round(2)
 
+# %% [markdown]
+# The front in each runtime the networks were timed in, side by side (torch eager | ONNX
+# Runtime), one colour per estimator in both panels.
+
 # %% tags=["nbval-ignore-output"]
-fig = plot_pareto(results, summary, title=f"Accuracy vs latency on this CPU ({penalty} penalty, "
-                  f"{len(seeds)} seeds)")
+fig = plot_runtime_fronts(results, title=f"Accuracy vs latency on this CPU ({penalty} "
+                          f"penalty, {len(seeds)} seeds)")
 fig.savefig(figures / "06_pareto.png")
 plt.show()
+
+# %% [markdown]
+# The cross table: every setting's networks in both runtimes, mean and standard deviation
+# over seeds, each latency's change against plain DARTS's in the same runtime; then each
+# setting paired seed by seed with plain DARTS, per runtime, each change with the half-width
+# of its confidence interval.
+
+# %% tags=["nbval-ignore-output"]
+display(runtimes.cross_table(results).round(2))
+runtimes.paired_table(results).round(2)
 
 # %% tags=["nbval-ignore-output"]
 matched = sw.best_at_matched_accuracy(summary, tolerance=1.0)
@@ -335,6 +397,20 @@ fig = draw_cells({run_id: sw.genotype_of(results, run_id) for run_id in shown})
 fig.savefig(figures / "06_cells.png")
 plt.show()
 for run_id in shown:
+    print(run_id, sw.genotype_of(results, run_id).to_json())
+
+# %% [markdown]
+# The cells found for each runtime, side by side: the torch-eager MLP penalty and the ONNX
+# Runtime MLP penalty, each at its largest lambda, first seed.
+
+# %% tags=["nbval-ignore-output"]
+pair = runtimes.runs_to_draw(lambdas, penalty, seeds[0])
+if pair:
+    fig = draw_cells({run_id: sw.genotype_of(results, run_id) for run_id in pair},
+                     side_by_side=True)
+    fig.savefig(figures / "06_cells_runtimes.png")
+    plt.show()
+for run_id in pair:
     print(run_id, sw.genotype_of(results, run_id).to_json())
 
 # %% [markdown]
@@ -373,7 +449,8 @@ print("results written:", Path(results_path).name, len(results), "rows")
 # ## What we found
 
 # %% tags=["nbval-ignore-output"]
-display(Markdown("\n".join(f"- {line}" for line in sw.findings(summary, errors))))
+display(Markdown("\n".join(f"- {line}" for line in [*sw.findings(summary, errors),
+                                                     *runtimes.findings(results)])))
 
 # %% [markdown]
 # How to read these lines. The searches are short and the digits task is easy, so the

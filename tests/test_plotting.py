@@ -40,6 +40,15 @@ def test_edge_labels_of_a_cell_keep_apart(genotype, reduction):
     plt.close(fig)
 
 
+def test_draw_cells_side_by_side_puts_each_genotype_in_its_own_column():
+    fig = draw_cells({"torch": DARTS_V1, "onnx": DARTS_V2}, side_by_side=True)
+    # Row by row: both normal cells on top, both reduction cells below.
+    assert [ax.get_title() for ax in fig.axes] == ["torch: normal cell", "onnx: normal cell",
+                                                   "torch: reduction cell",
+                                                   "onnx: reduction cell"]
+    plt.close(fig)
+
+
 def test_draw_cells_draws_both_cells_of_each_genotype_in_rows():
     fig = draw_cells({"a": DARTS_V1, "b": DARTS_V2})
     assert [ax.get_title() for ax in fig.axes] == ["a: normal cell", "a: reduction cell",

@@ -13,6 +13,7 @@ from lenna_core.search.evaluation import LatencyMeter
 from lenna_core.search.loop import SearchConfig
 from lenna_core.search.sweep import (
     best_at_matched_accuracy,
+    check_estimators,
     findings,
     measure_session,
     pareto_mask,
@@ -109,6 +110,17 @@ def test_interrupted_sweep_does_not_redo_finished_runs(tmp_path, monkeypatch):
     assert kept == first["test_acc"].tolist()
     with pytest.raises(ValueError, match="no estimator named"):
         run_sweep(sweep_points({"mlp": [1.0]}, [0]), config, estimators, tmp_path, **kwargs)
+
+
+def test_an_estimator_of_another_runtime_searches_without_predicting_the_networks(tmp_path):
+    config, estimators, kwargs = tiny_sweep()
+    out = run_sweep(sweep_points({"flops": [1.0]}, [0]), config, estimators, tmp_path,
+                    predictors={}, **kwargs)
+    assert out["estimator"].tolist() == ["none", "flops"]
+    assert not [c for c in out if c.startswith("predicted_")]
+    with pytest.raises(ValueError, match=r"no estimator named \['onnxruntime'\]; known: "
+                                         r"\['flops'\]: give it, or drop it from the lambdas"):
+        check_estimators(sweep_points({"onnxruntime": [1.0]}, [0]), estimators)
 
 
 def test_runs_side_by_side_in_worker_processes_find_what_one_process_finds(tmp_path):

@@ -107,16 +107,19 @@ def draw_cell(genotype: Genotype, reduction: bool = False, ax: Axes | None = Non
     return ax.figure
 
 
-def draw_cells(genotypes: Mapping[str, Genotype]) -> Figure:
+def draw_cells(genotypes: Mapping[str, Genotype], side_by_side: bool = False) -> Figure:
     """The normal and reduction cells of every named genotype, one drawing per row (wide
-    enough to read the op names)."""
+    enough to read the op names); ``side_by_side``: one column per genotype instead, its
+    normal cell above its reduction cell, to compare cells found for different targets."""
     if not genotypes:
         raise ValueError("genotypes is empty: give at least one named genotype")
-    rows = 2 * len(genotypes)
-    fig, axes = plt.subplots(rows, 1, figsize=(11.0, 3.9 * rows))
-    for row, (name, genotype) in enumerate(genotypes.items()):
+    n = len(genotypes)
+    rows, columns = (2, n) if side_by_side else (2 * n, 1)
+    fig, axes = plt.subplots(rows, columns, figsize=(11.0 * columns, 3.9 * rows), squeeze=False)
+    for index, (name, genotype) in enumerate(genotypes.items()):
         for offset, reduction in enumerate((False, True)):
-            draw_cell(genotype, reduction=reduction, ax=axes[2 * row + offset],
+            ax = axes[offset, index] if side_by_side else axes[2 * index + offset, 0]
+            draw_cell(genotype, reduction=reduction, ax=ax,
                       title=f"{name}: {'reduction' if reduction else 'normal'} cell")
     fig.tight_layout()
     return fig

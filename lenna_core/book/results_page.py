@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lenna_core.search import runtimes
 from lenna_core.search.sweep import (
     best_at_matched_accuracy,
     paired_differences,
@@ -55,7 +56,9 @@ def conclusions(results: pd.DataFrame, summary: pd.DataFrame, precise: pd.DataFr
                 tolerance: float = 1.0) -> str:
     """Markdown answering the introduction's two questions from chapter 6's runs (``results``,
     ``summary``) and chapter 4's scores against precise labels (``precise``); every change
-    with its 95% interval over paired seeds."""
+    with its 95% interval over paired seeds. Settings searching for another runtime (ONNX
+    Runtime's model) are left to :func:`runtime_conclusion`."""
+    summary = summary[~summary["estimator"].isin(runtimes.OTHER_RUNTIME_PENALTIES)]
     matched = best_at_matched_accuracy(summary, tolerance)
     if matched.empty:
         return (f"1. **Faster cells?** No setting kept the mean accuracy within {tolerance:g} "
@@ -113,3 +116,17 @@ def fit_conclusion(results: pd.DataFrame, bar: tuple[float, float] = NETWORK_BAR
                + (", ".join(meets) if meets else "neither") + ".")
     return (f"3. **Does the latency model fit the machine that timed the networks?** Over the "
             f"{networks} derived networks, {'; '.join(parts)}. {verdict}")
+
+
+def runtime_conclusion(results: pd.DataFrame, tolerance: float = 1.0,
+                       bar_pct: float = 30.0) -> str:
+    """Markdown: does each runtime's own search find faster cells there (against ``bar_pct``
+    percent), and does its gain hold in the other runtime? Says plainly when chapter 6's
+    results were not timed in ONNX Runtime."""
+    question = "4. **Does a search's gain carry across runtimes?** "
+    missing = [r for r in runtimes.RUNTIMES if r not in runtimes.timed_runtimes(results)]
+    if missing:
+        return (question + "Not answered by these results: chapter 6 timed its networks in "
+                f"{runtimes.TORCH.label} only (no {missing[0].column} column); run it with "
+                "the ONNX Runtime model (`onnxruntime_mlp_path`) to answer it.")
+    return question + " ".join(runtimes.findings(results, tolerance, bar_pct))

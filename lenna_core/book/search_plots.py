@@ -1,4 +1,5 @@
-"""Figures of a search sweep: the accuracy/latency front and predicted vs measured latency."""
+"""Figures of a search sweep: the accuracy/latency front (in one runtime, or in each runtime the
+networks were timed in) and predicted vs measured latency."""
 
 from __future__ import annotations
 
@@ -8,22 +9,26 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lenna_core.search.sweep import BASELINE, PREDICTION_PREFIXES
+from lenna_core.search.runtimes import RUNTIMES, Runtime, timed_runtimes
+from lenna_core.search.sweep import BASELINE, PREDICTION_PREFIXES, summarise_sweep
 
 LABELS = {BASELINE: "plain DARTS (lambda 0)", "mlp": "MLP penalty (LENNA)",
-          "lookup_table": "lookup-table penalty (ProxylessNAS)", "flops": "FLOPs penalty"}
-MARKERS = {BASELINE: "s", "mlp": "o", "lookup_table": "^", "flops": "D"}
+          "lookup_table": "lookup-table penalty (ProxylessNAS)", "flops": "FLOPs penalty",
+          "onnxruntime": "ONNX Runtime MLP penalty"}
+MARKERS = {BASELINE: "s", "mlp": "o", "lookup_table": "^", "flops": "D", "onnxruntime": "v"}
 
 
 def plot_pareto(results: pd.DataFrame, summary: pd.DataFrame, ax: Axes | None = None,
-                title: str = "Accuracy vs measured latency") -> Figure:
-    """Every run (small) and the mean +/- std per setting (large), the front joined by a line."""
+                title: str = "Accuracy vs measured latency",
+                latency_column: str = "measured_ms") -> Figure:
+    """Every run (small) and the mean +/- std per setting (large), the front joined by a line;
+    ``summary`` is :func:`~lenna_core.search.sweep.summarise_sweep` of ``latency_column``."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 5.0))
     for i, (name, group) in enumerate(summary.groupby("estimator", sort=False)):
         color = f"C{i}"
         runs = results[results["estimator"] == name]
-        ax.scatter(runs["measured_ms"], runs["test_acc"], s=14, alpha=0.35, color=color,
+        ax.scatter(runs[latency_column], runs["test_acc"], s=14, alpha=0.35, color=color,
                    marker=MARKERS.get(name, "o"))
         ax.errorbar(group["latency_mean"], group["acc_mean"], xerr=group["latency_std"],
                     yerr=group["acc_std"], fmt=MARKERS.get(name, "o"), ms=8, capsize=3,
@@ -38,6 +43,24 @@ def plot_pareto(results: pd.DataFrame, summary: pd.DataFrame, ax: Axes | None = 
            ylabel="test accuracy (%)", title=title)
     ax.legend(fontsize=8, loc="lower right")
     return ax.figure
+
+
+def plot_runtime_fronts(results: pd.DataFrame, runtimes: tuple[Runtime, ...] = RUNTIMES,
+                        title: str = "Accuracy vs measured latency") -> Figure:
+    """:func:`plot_pareto` in each runtime the networks were timed in, side by side (torch
+    eager | ONNX Runtime), one colour per estimator in every panel."""
+    present = timed_runtimes(results, runtimes)
+    if not present:
+        raise ValueError(f"results hold none of {[r.column for r in runtimes]}")
+    fig, axes = plt.subplots(1, len(present), figsize=(7.5 * len(present), 5.4), squeeze=False,
+                             sharey=True, layout="constrained")
+    for ax, runtime in zip(axes[0], present):
+        # Every summary comes from the same results, so estimators keep their order (colour).
+        plot_pareto(results, summarise_sweep(results, runtime.column), ax=ax,
+                    title=runtime.label, latency_column=runtime.column)
+        ax.set_xlabel(f"measured latency of the target network in {runtime.label} (ms)")
+    fig.suptitle(title)
+    return fig
 
 
 PREDICTOR_TITLES = {"mlp": "MLP of chapter 4 (reference device)",

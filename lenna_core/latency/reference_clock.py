@@ -51,6 +51,14 @@ class ReferenceClock:
         """The single-path cell of ``bank`` with op ``active[e]`` on edge ``e``, ready to time."""
         return bank.select(active)
 
+    def ready(self, module: nn.Module, input_shapes: Sequence, warmup: int = 5) -> nn.Module:
+        """``module`` as :meth:`time_against` takes it, after ``warmup`` + 1 untimed passes (on
+        the device's own clock, not the pass clock): here the module itself; ONNX Runtime's
+        clock exports it once into a session of its own."""
+        measure_latency(module, input_shapes, device=self.device, threads=self.threads,
+                        repeats=1, warmup=warmup)
+        return module
+
     def warm(self, module: nn.Module, input_shapes: Sequence) -> None:
         """One untimed pass of ``module`` (a sampled cell's warm-up)."""
         self._time(module, input_shapes, repeats=1, warmup=0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import ConcatDataset, Dataset
 
-from lenna_core.latency.profiler import format_shapes, measure_latency
+from lenna_core.latency.profiler import _as_shapes, format_shapes
 from lenna_core.latency.reference_clock import ReferenceClock
 from lenna_core.search.estimators import LatencyEstimator, TargetConfig
 from lenna_core.search.loop import collate_batch, epoch_batches
@@ -32,6 +33,9 @@ from lenna_core.space.genotypes import Genotype
 from lenna_core.space.network import NetworkCIFAR, count_parameters
 from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 from lenna_core.validation import check_int
+
+if TYPE_CHECKING:  # ONNX Runtime is imported only where a meter times in it
+    from lenna_core.latency.onnx_runtime import OnnxSession
 
 
 @torch.no_grad()
@@ -84,30 +88,45 @@ def train_genotype(genotype: Genotype, splits: DatasetSplits, *, C: int = 8, lay
 
 
 class LatencyMeter:
-    """Times modules as ratios to the reference cell, in the dataset's milliseconds."""
+    """Times modules as ratios to the reference cell, in the dataset's milliseconds.
+
+    ``clock`` times each pass against the reference cell: by default torch eager's on
+    ``device`` with ``threads``; an :class:`~lenna_core.latency.onnx_reference.OnnxReferenceClock`
+    makes this an ONNX Runtime meter, which exports each module once into a session of its
+    own (:func:`~lenna_core.search.onnx_evaluation.onnx_meter` builds one for a dataset
+    labelled in ONNX Runtime). ``reference_ms``: the reference cell's latency on the device
+    the labels were made on (None: calibrate it here).
+    """
 
     def __init__(self, reference_ms: float | None = None, *, passes: int = 30,
-                 warmup: int = 5, device: str = "cpu", threads: int | None = 1) -> None:
+                 warmup: int = 5, device: str = "cpu", threads: int | None = 1,
+                 clock: ReferenceClock | None = None) -> None:
         if passes < 3:
             raise ValueError(f"passes={passes}: at least 3 for a median")
-        self.clock = ReferenceClock(device=device, threads=threads)
+        self.clock = ReferenceClock(device=device, threads=threads) if clock is None else clock
         self.reference_ms = float(reference_ms) if reference_ms else self.clock.calibrate()
-        self.passes, self.warmup, self.device, self.threads = passes, warmup, device, threads
+        self.passes, self.warmup = passes, warmup
+        self.device, self.threads = self.clock.device, self.clock.threads
+
+    def ready(self, module: nn.Module, input_shapes: Sequence) -> nn.Module | OnnxSession:
+        """``module`` as this meter times it, its warm-up passes run: the module itself in
+        torch, its session (exported once) in ONNX Runtime."""
+        return self.clock.ready(module, input_shapes, self.warmup)
 
     def measure(self, module: nn.Module, input_shapes: Sequence) -> dict:
         """Latency of ``module`` (ms): ``latency_ms`` (reference-scaled) and ``raw_ms``."""
-        timing = {"device": self.device, "threads": self.threads}
-        first = measure_latency(module, input_shapes, repeats=1, warmup=self.warmup, **timing)
+        timed = self.ready(module, input_shapes)
         times, ratios = [], []
         for _ in range(self.passes):
-            t, ratio = self.clock.time_against(module, input_shapes)
+            t, ratio = self.clock.time_against(timed, input_shapes)
             times.append(t)
             ratios.append(ratio)
+        shapes = _as_shapes(input_shapes)
         return {"latency_ms": float(np.median(ratios)) * self.reference_ms,
                 "raw_ms": float(np.median(times)),
                 "ratio_iqr": float(np.subtract(*np.percentile(ratios, [75, 25]))),
-                "passes": self.passes, "batch_size": first.batch_size,
-                "input_shapes": format_shapes(first.input_shapes)}
+                "passes": self.passes, "batch_size": shapes[0][0],
+                "input_shapes": format_shapes(shapes)}
 
 
 class _Stem(nn.Module):
@@ -135,15 +154,14 @@ def measure_interleaved(genotypes: Sequence[Genotype], target: TargetConfig,
     Each round runs one pass of every network, each followed by a reference-cell pass, so
     slow changes of the machine's speed reach all networks alike; the latency of a network
     is its median ratio over ``rounds`` (default ``meter.passes``) times the reference's ms.
+    The meter's clock decides the runtime: an ONNX Runtime meter exports every network once
+    and times the sessions, in turns, against the reference cell's session.
     """
     rounds = meter.passes if rounds is None else rounds
     if rounds < 3:
         raise ValueError(f"rounds={rounds}: at least 3 for a median")
     unique = list(dict.fromkeys(genotypes))
-    nets = [target.build(g).eval() for g in unique]
-    timing = {"device": meter.device, "threads": meter.threads}
-    for net in nets:
-        measure_latency(net, target.input_shape, repeats=1, warmup=meter.warmup, **timing)
+    nets = [meter.ready(target.build(g).eval(), target.input_shape) for g in unique]
     times = np.empty((rounds, len(nets)))
     ratios = np.empty_like(times)
     for r in range(rounds):

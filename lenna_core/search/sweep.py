@@ -80,6 +80,15 @@ def sweep_points(lams: Mapping[str, Sequence[float]], seeds: Sequence[int],
     return points
 
 
+def check_estimators(points: Sequence[SweepPoint],
+                     estimators: Mapping[str, LatencyEstimator]) -> None:
+    """Refuse a grid naming an estimator that ``estimators`` lacks (before anything runs)."""
+    unknown = {p.estimator for p in points} - set(estimators) - {BASELINE}
+    if unknown:
+        raise ValueError(f"no estimator named {sorted(unknown)}; known: {sorted(estimators)}: "
+                         "give it, or drop it from the lambdas")
+
+
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     frame.to_csv(tmp, index=False)
@@ -91,12 +100,16 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
               splits: DatasetSplits, meter: LatencyMeter, target: TargetConfig,
               overhead_ms: float, evaluation: Mapping | None = None, progress: bool = True,
               report: bool = False, workers: int = 1, executor: Any = None,
-              threads: int | None = None) -> pd.DataFrame:
+              threads: int | None = None,
+              predictors: Mapping[str, LatencyEstimator] | None = None) -> pd.DataFrame:
     """Search, train and time every point; returns (and keeps) one row per run.
 
-    ``estimators`` maps names to estimators for the target; the ms estimators among them also
-    predict every derived network: ``predicted_ms_<name>`` (blocks + ``overhead_ms``;
-    :func:`measure_session` adds ``calibrated_ms_<name>``). ``evaluation``
+    ``estimators`` maps names to estimators for the target; the ms estimators among
+    ``predictors`` (default: all of ``estimators``) also predict every derived network:
+    ``predicted_ms_<name>`` (blocks + ``overhead_ms``; :func:`measure_session` adds
+    ``calibrated_ms_<name>``). Leave out of ``predictors`` an estimator of another runtime
+    than ``meter``'s (ONNX Runtime's model beside torch eager's): its milliseconds are not the
+    measured ones. ``evaluation``
     holds keyword arguments of :func:`~lenna_core.search.evaluation.train_genotype`. ``progress``
     draws a tqdm bar (on stderr); ``report`` prints one line per finished run with an ETA
     (on stdout, for notebooks). ``workers`` > 1 runs that many searches side by side in
@@ -115,10 +128,9 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
     their genotypes, are this process's).
     """
     check_placement(workers, executor, threads)
-    unknown = {p.estimator for p in points} - set(estimators) - {BASELINE}
-    if unknown:
-        raise ValueError(f"no estimator named {sorted(unknown)}; known: {sorted(estimators)}")
-    for name, estimator in estimators.items():
+    check_estimators(points, estimators)
+    predictors = estimators if predictors is None else predictors
+    for name, estimator in {**estimators, **predictors}.items():
         if estimator.target != target:
             raise ValueError(f"estimator {name!r} is for target {estimator.target}, the sweep "
                              f"measures {target}: build both for the same TargetConfig")
@@ -128,7 +140,8 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
     results = pd.read_csv(path) if path.exists() else pd.DataFrame()
     done = set(results["run_id"]) if len(results) else set()
     # Absolute: a worker of an executor may start in another directory.
-    shared = {"config": config, "estimators": dict(estimators), "out_dir": out_dir.resolve(),
+    shared = {"config": config, "estimators": dict(estimators),
+              "predictors": dict(predictors), "out_dir": out_dir.resolve(),
               "splits": splits, "meter": meter, "target": target, "overhead_ms": overhead_ms,
               "evaluation": dict(evaluation or {})}
     todo = [p for p in points if p.run_id not in done]
@@ -152,7 +165,8 @@ def run_sweep(points: Sequence[SweepPoint], config: SearchConfig,
 
 
 def _search_and_evaluate(point: SweepPoint, *, config: SearchConfig,
-                         estimators: Mapping[str, LatencyEstimator], out_dir: Path,
+                         estimators: Mapping[str, LatencyEstimator],
+                         predictors: Mapping[str, LatencyEstimator], out_dir: Path,
                          splits: DatasetSplits, meter: LatencyMeter, target: TargetConfig,
                          overhead_ms: float, evaluation: dict) -> dict:
     """One run of the grid: search (resuming its checkpoint if any), then evaluate."""
@@ -161,7 +175,7 @@ def _search_and_evaluate(point: SweepPoint, *, config: SearchConfig,
                                 estimator, make_penalty(point.penalty, point.lam))
     found = search.run(progress=False, splits=splits)
     return {"run_id": point.run_id, **asdict(point), **evaluate_genotype(
-        found.genotype, splits, target, meter, estimators, seed=point.seed,
+        found.genotype, splits, target, meter, predictors, seed=point.seed,
         overhead_ms=overhead_ms, **evaluation),
             "search_seconds": found.seconds, "search_predicted": found.predicted,
             "search_unit": found.unit}
@@ -209,6 +223,27 @@ def measure_session(results: pd.DataFrame, target: TargetConfig, meter: LatencyM
     return out, factors, table
 
 
+def measure_runtime_session(results: pd.DataFrame, target: TargetConfig, meter: LatencyMeter,
+                            name: str = "ort") -> pd.DataFrame:
+    """Time every derived network again with ``meter``, in one interleaved session of its own.
+
+    For a second runtime: with an ONNX Runtime meter
+    (:func:`~lenna_core.search.onnx_evaluation.onnx_meter`) each target network is exported
+    once, and the sessions take turns pass by pass, each pass followed by a pass of the
+    reference cell's session (:func:`~lenna_core.search.evaluation.measure_interleaved`).
+    Returns the results with ``measured_<name>_ms`` (median ratio x ``meter.reference_ms``),
+    ``measured_<name>_raw_ms`` (this machine's wall clock) and ``ratio_iqr_<name>``.
+    """
+    derived = [Genotype.from_json(g).to_json() for g in results["genotype"]]
+    timed = measure_interleaved([Genotype.from_json(g) for g in dict.fromkeys(derived)],
+                                target, meter).set_index("genotype")
+    out = results.copy()
+    out[f"measured_{name}_ms"] = timed.loc[derived, "latency_ms"].to_numpy()
+    out[f"measured_{name}_raw_ms"] = timed.loc[derived, "raw_ms"].to_numpy()
+    out[f"ratio_iqr_{name}"] = timed.loc[derived, "ratio_iqr"].to_numpy()
+    return out
+
+
 def evaluate_genotype(genotype: Genotype, splits: DatasetSplits, target: TargetConfig,
                       meter: LatencyMeter, predictors: Mapping[str, LatencyEstimator], *,
                       overhead_ms: float, seed: int = 0, **train_kwargs) -> dict:
@@ -225,14 +260,17 @@ def evaluate_genotype(genotype: Genotype, splits: DatasetSplits, target: TargetC
     return row
 
 
-def summarise_sweep(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per (estimator, penalty, lambda), with changes vs lambda 0."""
+def summarise_sweep(results: pd.DataFrame, latency_column: str = "measured_ms") -> pd.DataFrame:
+    """Mean and std over seeds per (estimator, penalty, lambda), with changes vs lambda 0;
+    the latency is ``latency_column`` (another runtime's: ``measured_ort_ms``)."""
     if not len(results):
         raise ValueError("results is empty: run the sweep first")
+    if latency_column not in results:
+        raise ValueError(f"results have no column {latency_column!r}")
     grouped = results.groupby(["estimator", "penalty", "lam"], sort=False)
     summary = grouped.agg(seeds=("seed", "nunique"), acc_mean=("test_acc", "mean"),
-                          acc_std=("test_acc", "std"), latency_mean=("measured_ms", "mean"),
-                          latency_std=("measured_ms", "std")).reset_index()
+                          acc_std=("test_acc", "std"), latency_mean=(latency_column, "mean"),
+                          latency_std=(latency_column, "std")).reset_index()
     base = summary[summary["estimator"] == BASELINE]
     if len(base):
         summary["latency_change_pct"] = 100.0 * (summary["latency_mean"]
@@ -268,10 +306,11 @@ def best_at_matched_accuracy(summary: pd.DataFrame, tolerance: float = 1.0) -> p
 
 
 def paired_differences(results: pd.DataFrame, estimator: str, lam: float,
-                       confidence: float = 0.95) -> dict[str, float]:
+                       confidence: float = 0.95, latency_column: str = "measured_ms"
+                       ) -> dict[str, float]:
     """Per seed, a setting's run against plain DARTS's run of the same seed: the mean change
-    in test accuracy (points) and in measured latency (%), each with the half-width of its
-    ``confidence`` t-interval over the seeds (NaN with one seed)."""
+    in test accuracy (points) and in measured latency (%, of ``latency_column``), each with
+    the half-width of its ``confidence`` t-interval over the seeds (NaN with one seed)."""
     from scipy import stats
 
     base = results[results["estimator"] == BASELINE].set_index("seed")
@@ -282,7 +321,7 @@ def paired_differences(results: pd.DataFrame, estimator: str, lam: float,
         raise ValueError(f"no seed has both a plain DARTS run and a run of {estimator} at "
                          f"lambda {lam:g}")
     accuracy = runs.loc[seeds, "test_acc"] - base.loc[seeds, "test_acc"]
-    latency = 100.0 * (runs.loc[seeds, "measured_ms"] / base.loc[seeds, "measured_ms"] - 1.0)
+    latency = 100.0 * (runs.loc[seeds, latency_column] / base.loc[seeds, latency_column] - 1.0)
     n = len(seeds)
 
     def half_width(values: pd.Series) -> float:
