@@ -20,6 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lenna_core.latency.dataset import read_metadata
@@ -43,12 +44,11 @@ def load_device(folder: Path) -> dict:
     pool = frames["pool"]
     ids = sorted(set(first.index[first.status == "ok"]) & set(second.index[second.status == "ok"]))
     # Evaluation blocks must be independent of the calibration blocks: a row id stands for
-    # the same block only under the same seed (newer pools are drawn with another one).
+    # the same block only under the same seed (newer pools are drawn with another one), and
+    # then the pool gives up those blocks (as `lenna fit` does), the evaluation keeps them all.
     files = checked["manifest"]["files"]
     seeds = {role: read_metadata(folder / files[role])["settings"]["seed"]
              for role in ("pool", "precise")}
-    if seeds["pool"] == seeds["precise"]:
-        ids = [i for i in ids if i not in set(pool["row_id"])]
     evaluation = first.loc[ids].reset_index()
     evaluation["first_ms"] = first.loc[ids, "latency_ms"].to_numpy()
     evaluation["second_ms"] = second.loc[ids, "latency_ms"].to_numpy()
@@ -86,17 +86,26 @@ def score_transfers(source: MLPLatency, device: dict, ks: list[int], methods: li
                           if m in priced]
             for method in candidates:
                 started = time.perf_counter()
-                model = fit_method(source, method, picked, y, seed=seed + r, table=table)
+                try:
+                    model = fit_method(source, method, picked, y, seed=seed + r, table=table)
+                    scores = latency_metrics(evaluation.latency_ms, model.predict(evaluation))
+                except ValueError as err:  # this draw's fit cannot price every block
+                    print(f"   k={k}, repeat {r}: {method} failed ({err}); scored NaN")
+                    scores = dict.fromkeys(SCORES, np.nan)
                 rows.append({"k": k, "method": method, "repeat": r,
-                             "fit_s": time.perf_counter() - started,
-                             **latency_metrics(evaluation.latency_ms, model.predict(evaluation))})
+                             "fit_s": time.perf_counter() - started, **scores})
             if k >= 2:
                 started = time.perf_counter()
                 chosen = adapt(source, picked, y, methods=list(candidates), seed=seed + r,
                                table=table)
+                try:
+                    scores = latency_metrics(evaluation.latency_ms, chosen.predict(evaluation))
+                except ValueError as err:
+                    print(f"   k={k}, repeat {r}: adapt chose {chosen.method}, which failed "
+                          f"on the evaluation blocks ({err}); scored NaN")
+                    scores = dict.fromkeys(SCORES, np.nan)
                 rows.append({"k": k, "method": f"adapt (chose {chosen.method})", "repeat": r,
-                             "fit_s": time.perf_counter() - started,
-                             **latency_metrics(evaluation.latency_ms, chosen.predict(evaluation))})
+                             "fit_s": time.perf_counter() - started, **scores})
     frame = pd.DataFrame(rows)
     frame["method"] = frame.method.where(~frame.method.str.startswith("adapt"), "adapt (CV)")
     return frame.groupby(["k", "method"], sort=False)[SCORES + ["fit_s"]].mean().reset_index()

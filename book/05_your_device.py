@@ -194,7 +194,8 @@ costs.round(4)
 # eager, where every op pays the framework's dispatch cost; a penalty fit in one runtime
 # therefore pulls the alphas by other ratios than one fit in the other. The models of this
 # device, trained on its pool's blocks and scored against the precise labels of held-out
-# blocks (two labellings to 1%; the noise floor and a perfect predictor beside them):
+# blocks (two labellings with the precise rule; the noise floor and a perfect predictor
+# beside them):
 
 # %% tags=["nbval-ignore-output"]
 onnx_metrics = pd.read_csv(Path(onnxruntime_dir) / "predictor_metrics_precise.csv",

@@ -198,3 +198,26 @@ def test_blocks_the_model_table_cannot_price_leave_only_the_device_table(shipped
     with pytest.raises(ValueError, match="cannot price"):
         adapt(shipped, batch8, _other_device(shipped, blocks.iloc[:20]),
               methods=("scale", "log_affine"))
+
+
+def test_a_method_that_cannot_price_the_blocks_is_scored_nan_and_never_chosen(
+        shipped, blocks, monkeypatch):
+    from lenna_core.latency import transfer
+
+    fit = transfer.fit_method
+
+    def failing_log_affine(source, method, *args, **kwargs):
+        if method == "log_affine":  # as a recalibrated table that prices a block at <= 0 ms
+            raise ValueError("the calibrated lookup table predicts a latency <= 0 ms")
+        return fit(source, method, *args, **kwargs)
+
+    monkeypatch.setattr(transfer, "fit_method", failing_log_affine)
+    y = _other_device(shipped, blocks)
+    adapted = adapt(shipped, blocks.iloc[:40], y[:40], methods=("none", "scale", "log_affine"))
+    assert adapted.method == "scale"
+    rows = {r["method"]: r for r in adapted.provenance["cross_validation"]}
+    assert np.isnan(rows["log_affine"]["cv_mape_pct"]) and "<= 0 ms" in rows["log_affine"]["failed"]
+    monkeypatch.setattr(transfer, "fit_method", lambda *a, **k: failing_log_affine(
+        a[0], "log_affine"))
+    with pytest.raises(ValueError, match="no method"):
+        adapt(shipped, blocks.iloc[:40], y[:40], methods=("scale", "log_affine"))
