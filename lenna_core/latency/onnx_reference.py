@@ -17,7 +17,7 @@ from torch import nn
 from lenna_core.latency.blocks import CellBank, CellContext
 from lenna_core.latency.onnx_compose import OnnxCellComposer
 from lenna_core.latency.onnx_runtime import OnnxRuntimeCpu, OnnxSession, measure_onnx_latency
-from lenna_core.latency.profiler import PassClock, _as_shapes
+from lenna_core.latency.profiler import PassClock, as_shapes
 from lenna_core.latency.reference_clock import REFERENCE_CONTEXT, ReferenceClock
 from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 from lenna_core.validation import check_int
@@ -57,7 +57,7 @@ class OnnxReferenceClock(ReferenceClock):
     def ready(self, module: nn.Module, input_shapes: Sequence, warmup: int = 5) -> OnnxSession:
         """``module`` exported once into a session of its own, its first
         ``max(warmup, session_warmup)`` passes run (untimed), for :meth:`time_against`."""
-        session = self.runtime.session(module, _as_shapes(input_shapes))
+        session = self.runtime.session(module, as_shapes(input_shapes))
         for _ in range(max(warmup, self.session_warmup)):
             session.run()
         return session

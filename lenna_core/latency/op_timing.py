@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lenna_core.latency.blocks import CellContext
-from lenna_core.latency.profiler import LatencyResult, _as_shapes, measure_latency
+from lenna_core.latency.profiler import LatencyResult, as_shapes, measure_latency
 from lenna_core.space.cells import FixedCell
 from lenna_core.space.operations import Zero, make_op
 from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
@@ -54,7 +54,7 @@ def time_module(module: nn.Module, input_shape: Sequence, *, runtime: object | N
         raise ValueError(f"device={device!r}, threads={threads!r} with an ONNX Runtime of "
                          f"{runtime.threads} threads: time it on 'cpu' with threads="
                          f"{runtime.threads}")
-    session = runtime.session(module, _as_shapes(input_shape))
+    session = runtime.session(module, as_shapes(input_shape))
     return measure_onnx_latency(session, repeats=repeats, warmup=warmup)
 
 

@@ -192,7 +192,9 @@ def format_shapes(shapes: Sequence[Sequence[int]]) -> str:
     return "+".join("x".join(map(str, shape)) for shape in shapes)
 
 
-def _as_shapes(input_shape: Sequence[int] | Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:
+def as_shapes(input_shape: Sequence[int] | Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:
+    """``input_shape`` as a tuple of shapes (one per input), checked: positive sizes, batch
+    first and the same batch for every input."""
     nested = len(input_shape) > 0 and isinstance(input_shape[0], (tuple, list, torch.Size))
     shapes = tuple(tuple(int(s) for s in shape) for shape in (input_shape if nested
                                                               else [input_shape]))
@@ -280,7 +282,7 @@ def measure_latency(module: nn.Module, input_shape: Sequence[int] | Sequence[Seq
     check_int("warmup", warmup, 0)
     if threads is not None:
         check_int("threads", threads)
-    shapes = _as_shapes(input_shape)
+    shapes = as_shapes(input_shape)
     resolved = resolve_device(device)
     clock = clock_for(resolved) if clock is None else clock
     if resolved.type == "cuda" and isinstance(clock, ThreadCpuClock):

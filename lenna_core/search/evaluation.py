@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import ConcatDataset, Dataset
 
-from lenna_core.latency.profiler import _as_shapes, format_shapes
+from lenna_core.latency.profiler import as_shapes, format_shapes
 from lenna_core.latency.reference_clock import ReferenceClock
 from lenna_core.search.estimators import LatencyEstimator, TargetConfig
 from lenna_core.search.loop import collate_batch, epoch_batches
@@ -121,7 +121,7 @@ class LatencyMeter:
             t, ratio = self.clock.time_against(timed, input_shapes)
             times.append(t)
             ratios.append(ratio)
-        shapes = _as_shapes(input_shapes)
+        shapes = as_shapes(input_shapes)
         return {"latency_ms": float(np.median(ratios)) * self.reference_ms,
                 "raw_ms": float(np.median(times)),
                 "ratio_iqr": float(np.subtract(*np.percentile(ratios, [75, 25]))),
