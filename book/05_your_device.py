@@ -60,7 +60,12 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lenna_core.book.chapter import setup_book
-from lenna_core.book.runtime_report import model_finding, op_costs, plot_op_costs
+from lenna_core.book.runtime_report import (
+    model_finding,
+    op_costs,
+    plot_op_costs,
+    prior_finding,
+)
 from lenna_core.book.transfer_report import before_after, plot_transfer_curves, transfer_findings
 from lenna_core.latency.device_folder import dataset_identity, read_device_folder
 from lenna_core.latency.device_identity import (
@@ -173,9 +178,9 @@ print("blocks labelled (k):", sorted(int(k) for k in curves["k"].unique()))
 # ONNX Runtime's CPU provider on this kind of machine is a device of its own: the folder
 # `onnxruntime_dir` holds blocks labelled there with the reference labeller (`lenna label
 # --runtime onnxruntime`: each sampled cell composed from its context's ops, exported once),
-# their noise floor, precise labels of the held-out blocks, its op table and the models
+# their noise floor, precise labels of the held-out blocks, two op tables and the models
 # `lenna fit` fit on its blocks. Chapter 6 searches with that model as a second target. What
-# does each op cost in each runtime, relative to the reference cell's op?
+# does each op cost in each runtime, timed alone, relative to the reference cell's op?
 
 # %% tags=["nbval-ignore-output"]
 onnx_device = read_device_folder(onnxruntime_dir)
@@ -192,15 +197,23 @@ costs.round(4)
 # %% [markdown]
 # A convolution weighs far less against a pooling or a skip in ONNX Runtime than in torch
 # eager, where every op pays the framework's dispatch cost; a penalty fit in one runtime
-# therefore pulls the alphas by other ratios than one fit in the other. The models of this
-# device, trained on its pool's blocks and scored against the precise labels of held-out
-# blocks (two labellings with the precise rule; the noise floor and a perfect predictor
-# beside them):
+# therefore pulls the alphas by other ratios than one fit in the other.
+#
+# Timed alone, though, an op is a poor prior for ONNX Runtime. Alone it pays a session's
+# overhead, which inside a cell it does not (the runtime also fuses ops with their
+# neighbours), and it runs in a tight loop with warm caches, while the labeller times each cell
+# between passes of the reference cell. So the MLP this device saves corrects another table
+# (`tables.op_table` in the folder's manifest), built from *probe cells* timed exactly as
+# labels are (`lenna table --probe-cells`): per context, the cell with `none` on every edge and,
+# per op, the cell with that op on every edge (in a reduction cell, on its stride-2 and
+# stride-1 edges apart); an op's cost is its probe's difference from the `none` probe per edge.
+# `lenna fit` scores an MLP on each table against the precise labels of held-out blocks (two
+# labellings with the precise rule; the noise floor and a perfect predictor beside them):
 
 # %% tags=["nbval-ignore-output"]
 onnx_metrics = pd.read_csv(Path(onnxruntime_dir) / "predictor_metrics_precise.csv",
                            index_col="model")
-display(Markdown(model_finding(onnx_metrics)))
+display(Markdown(model_finding(onnx_metrics) + " " + prior_finding(onnx_metrics)))
 onnx_metrics.round(3)
 
 # %%

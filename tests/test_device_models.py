@@ -217,3 +217,21 @@ def test_lenna_fit_prints_the_scores_and_saves(tmp_path, capsys):
         lenna(["fit", "--device-folder", str(tmp_path / "empty")])
     assert exit_info.value.code == 2
     assert "manifest.json is missing" in capsys.readouterr().err
+
+
+def test_a_second_table_in_the_manifest_is_scored_as_the_prior_of_an_mlp_of_its_own(tmp_path):
+    folder = _copy(tmp_path)
+    manifest = read_manifest(folder)
+    table = OpLatencyTable.from_csv(folder / manifest["tables"]["op_table"])
+    # The same ops 30% dearer and a flat fixed cost: another prior, priced from the same device.
+    OpLatencyTable(table.ops.assign(latency_ms=table.ops["latency_ms"] * 1.3),
+                   table.fixed.assign(latency_ms=0.05), meta=table.meta).to_csv(
+        folder / "other_table.csv")
+    write_manifest(folder, manifest["files"], notes=manifest["notes"],
+                   tables={**manifest["tables"], "isolated_op_table": "other_table.csv"})
+    result = fit_device_models(folder, **SMALL)
+    assert list(result.metrics.index[:len(MODELS) + 1]) == [*MODELS, "MLP on isolated op table"]
+    other = result.models["MLP on isolated op table"]
+    assert other.prior is not result.models[MLP_ON_TABLE].prior
+    ev = result.evaluation
+    assert not np.allclose(other.predict(ev), result.models[MLP_ON_TABLE].predict(ev))

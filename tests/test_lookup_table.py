@@ -227,9 +227,11 @@ def test_additivity_experiment_reports_one_row_per_cell():
     table = made_up_table([context])
     frame = additivity_experiment([context], 3, table=table, seed=1, repeats=2, warmup=0,
                                   progress=False)
-    timed = ["measured_ms", "predicted_ms", "measured_cpu_ms", "predicted_cpu_ms",
-             "first_pass_ms"]
+    timed = ["measured_ms", "measured_cpu_ms", "first_pass_ms"]
     assert len(frame) == 3 and (frame[timed] > 0).all().all()
+    # A prediction is a zero cell less 14 zero ops, each timed twice here without warm-up: on
+    # a busy machine it can come out below zero (seen once in a test run), so only finite.
+    assert np.isfinite(frame[["predicted_ms", "predicted_cpu_ms"]].to_numpy()).all()
     np.testing.assert_allclose(frame["ratio"], frame["measured_ms"] / frame["predicted_ms"])
     np.testing.assert_allclose(frame["predicted_ms"], frame["edges_ms"] + frame["fixed_ms"])
     first = frame.iloc[0]

@@ -68,3 +68,20 @@ def test_the_model_finding_says_whether_the_bar_is_met():
     assert model_finding(metrics.assign(kendall_tau=0.85)).endswith("is not met.")
     with pytest.raises(ValueError, match="MLP"):
         model_finding(metrics, model="MLP")
+
+
+def test_the_prior_finding_sets_the_probe_cell_table_against_ops_timed_alone():
+    import pandas as pd
+
+    from lenna_core.book.runtime_report import prior_finding
+
+    metrics = pd.DataFrame({"n": [400, 400], "mape_pct": [4.5, 6.6],
+                            "within_10_pct": [91.0, 80.0], "kendall_tau": [0.911, 0.877]},
+                           index=pd.Index(["MLP on lookup table", "MLP on isolated op table"],
+                                          name="model"))
+    sentence = prior_finding(metrics)
+    assert sentence.index("80.0%") < sentence.index("91.0%")
+    assert "tau 0.877" in sentence and "MAPE 4.5%" in sentence
+    assert prior_finding(metrics.drop("MLP on isolated op table")) == ""
+    with pytest.raises(ValueError, match="MLP on lookup table"):
+        prior_finding(metrics.drop("MLP on lookup table"))

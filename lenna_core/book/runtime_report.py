@@ -83,3 +83,19 @@ def model_finding(metrics: pd.DataFrame, model: str = "MLP on lookup table",
             f"blocks within ±10% of their precise labels{ceiling}, MAPE "
             f"{row['mape_pct']:.1f}%, Kendall tau {row['kendall_tau']:.3f}: the bar of "
             f"{bar[0]:g}% and tau {bar[1]:.2f} is {'met' if met else 'not met'}.")
+
+
+def prior_finding(metrics: pd.DataFrame, model: str = "MLP on lookup table",
+                  alternative: str = "MLP on isolated op table") -> str:
+    """One sentence: what the MLP's prior is worth, ``model`` (on the probe-cell table)
+    against ``alternative`` (the same MLP on the table of ops timed alone); "" without it."""
+    if alternative not in metrics.index:
+        return ""
+    if model not in metrics.index:
+        raise ValueError(f"model={model!r}: the scores hold {sorted(metrics.index)}")
+    ours, theirs = metrics.loc[model], metrics.loc[alternative]
+    return (f"On the table of ops timed alone, the same MLP predicts "
+            f"{theirs['within_10_pct']:.1f}% within ±10% (MAPE {theirs['mape_pct']:.1f}%, tau "
+            f"{theirs['kendall_tau']:.3f}); on the probe cells' table, "
+            f"{ours['within_10_pct']:.1f}% (MAPE {ours['mape_pct']:.1f}%, tau "
+            f"{ours['kendall_tau']:.3f}).")

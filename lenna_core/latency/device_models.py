@@ -6,9 +6,12 @@ blocks (``pool.csv``), precise labels of held-out blocks, twice (``precise.csv``
 candidate models on the pool, every evaluation block left out, and scores them against the
 geometric mean of the two precise labels, beside the noise floor between those two and the
 perfect-predictor ceiling (:func:`~lenna_core.latency.label_noise.score_on_relabelled`); a
-``noise_floor.csv`` of pool blocks labelled again adds the standard labels' floor.
-:func:`save_device_model` saves the MLP on the lookup table and the scores into the folder and
-names the model in its manifest.
+``noise_floor.csv`` of pool blocks labelled again adds the standard labels' floor. The MLP
+corrects the table the manifest names as ``tables.op_table``; every other table it names (say
+``isolated_op_table``, each op timed alone, beside an ``op_table`` from probe cells,
+:mod:`~lenna_core.latency.cell_table`) is scored as the prior of an MLP of its own ("MLP on
+isolated op table"). :func:`save_device_model` saves the MLP on the lookup table and the
+scores into the folder and names the model in its manifest.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ POOL, PRECISE, REPEAT = "pool", "precise", "precise_repeat"
 #: Pool blocks labelled again (``--run-tag repeat``), if the manifest names no "noise_floor".
 NOISE_FLOOR_FILE = "noise_floor.csv"
 MODEL_ROLE, MODEL_PREFIX = "mlp", "mlp_latency"
+#: The manifest's role of the table the saved MLP corrects (``tables.op_table``).
+OP_TABLE = "op_table"
 METRICS_FILE = "predictor_metrics_precise.csv"
 STANDARD_FLOOR = "noise floor, standard labels (pool)"
 #: Fewest training blocks: the MLP stops early on 15% of them.
@@ -92,7 +97,12 @@ def fit_device_models(folder: str | os.PathLike, *, hidden: tuple[int, ...] = (2
     frames = checked["frames"]
     evaluation = _evaluation(folder, frames, checked["manifest"]["files"])
     train, left_out = _training(folder, frames, settings, checked["manifest"]["files"])
-    table = _op_table(folder, checked["manifest"], pd.concat([train, evaluation]))
+    blocks = pd.concat([train, evaluation])
+    table = _op_table(folder, checked["manifest"], blocks)
+    # Any other table the manifest names (an op table timed another way) gets its own MLP, so
+    # the scores show what the prior is worth.
+    others = {role: _op_table(folder, checked["manifest"], blocks, role)
+              for role in checked["manifest"].get("tables", {}) if role != OP_TABLE}
     floor = _standard_floor(folder, checked, settings[POOL])
     hidden = tuple(hidden)
     # One thread whatever torch was set to: thread counts split sums differently, so the same
@@ -102,6 +112,10 @@ def fit_device_models(folder: str | os.PathLike, *, hidden: tuple[int, ...] = (2
         mlp.fit(train, train["latency_ms"])
         models = candidate_models(mlp, table, train, hidden=hidden, max_epochs=max_epochs,
                                   seed=seed)
+        for role, other in others.items():
+            models[f"MLP on {role.replace('_', ' ')}"] = MLPLatency(
+                hidden=hidden, max_epochs=max_epochs, random_state=seed, prior=other
+            ).fit(train, train["latency_ms"])
         metrics = score_on_relabelled(models, evaluation, seed=seed)
     if floor is not None:
         metrics.loc[STANDARD_FLOOR] = pd.Series(floor)
@@ -197,13 +211,15 @@ def _training(folder: Path, frames: dict, settings: dict,
     return train, int(evaluated.sum())
 
 
-def _op_table(folder: Path, manifest: dict, blocks: pd.DataFrame) -> OpLatencyTable:
-    """The folder's op table, checked to be the device's and to price every block."""
-    name = manifest.get("tables", {}).get("op_table")
+def _op_table(folder: Path, manifest: dict, blocks: pd.DataFrame,
+              role: str = OP_TABLE) -> OpLatencyTable:
+    """The folder's op table (``tables[role]``), checked to be the device's and to price
+    every block."""
+    name = manifest.get("tables", {}).get(role)
     measure = ("measure it on this device (OpLatencyTable.measure over the contexts of the "
                "pool's and the evaluation blocks, then to_csv)")
     if name is None or not (folder / name).exists():
-        raise ValueError(f"{folder / MANIFEST} names no op table (tables.op_table) or it is "
+        raise ValueError(f"{folder / MANIFEST} names no op table (tables.{role}) or it is "
                          f"missing: the lookup table and the MLP's prior need one; {measure} "
                          "and name it in the manifest")
     table = OpLatencyTable.from_csv(folder / name)
