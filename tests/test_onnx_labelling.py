@@ -115,3 +115,22 @@ def test_lenna_table_names_a_file_it_cannot_read(tmp_path, capsys):
         main(["--out", str(tmp_path / "t.csv"), "--contexts-of", str(tmp_path / "none.csv")])
     assert exit_.value.code == 2
     assert "none.csv" in capsys.readouterr().err
+
+
+def test_a_busy_machine_is_named_before_and_after_labelling():
+    from lenna_core.cli.label import busy_machine_note
+
+    assert busy_machine_note(0.2, 0, "before labelling") is None
+    assert busy_machine_note(1.3, 1, "while labelling") is None  # this run's own thread
+    note = busy_machine_note(1.7, 1, "while labelling")
+    assert "while labelling" in note and "0.70 of it other work" in note
+    assert busy_machine_note(float("nan"), 1, "before labelling") is None
+
+
+def test_lenna_label_warns_when_other_work_shares_the_machine(tmp_path, capsys, monkeypatch):
+    from lenna_core.cli.label import main
+
+    monkeypatch.setattr("os.getloadavg", lambda: (3.0, 3.0, 3.0))
+    main(["--out", str(tmp_path / "busy.csv"), "--rows", "1", "--target-rel-error", "0.5"])
+    err = capsys.readouterr().err
+    assert "busy before labelling" in err and "busy while labelling" in err

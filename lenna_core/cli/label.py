@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -64,6 +65,29 @@ from lenna_core.latency.onnx_runtime import OnnxRuntimeCpu, runtime_record
 from lenna_core.latency.profiler import resolve_device
 from lenna_core.latency.reference_clock import ReferenceClock
 from lenna_core.latency.shards import parse_shard
+
+#: Load from other work (1-minute load average less this run's threads) worth a warning:
+#: ONNX Runtime's labels came out 7% higher with other work on the sibling core.
+BUSY_LOAD = 0.5
+
+
+def busy_machine_note(load_1min: float, own_threads: int, when: str) -> str | None:
+    """A warning when the 1-minute load average ``load_1min`` says that other work than this
+    run's ``own_threads`` shares the machine ``when`` ("before labelling", ...); None if not."""
+    others = load_1min - own_threads
+    if not others >= BUSY_LOAD:  # NaN where the platform has no load average
+        return None
+    return (f"warning: the machine was busy {when} (1-minute load average {load_1min:.2f}, "
+            f"{others:.2f} of it other work): labels move with load on the other cores (ONNX "
+            "Runtime's came out 7% higher); label on an otherwise idle machine, one labelling "
+            "at a time")
+
+
+def _warn_if_busy(own_threads: int, when: str) -> None:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    note = busy_machine_note(load, own_threads, when)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -218,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         reference_ms = clock.calibrate()
     described = describe_rule(rule, reference_ms,
                               Path(args.control_table).name if control is not None else None)
+    _warn_if_busy(0, "before labelling")
     started = time.perf_counter()
     result = label_dataset(
         args.out, row_ids,
@@ -226,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         described, seed=args.seed, spec=spec, device=args.device, threads=args.threads,
         run_tag=args.run_tag, cpu_core=args.core, shard=shard, runtime=runtime_fields)
     print(f"{result} in {time.perf_counter() - started:.0f} s")
+    _warn_if_busy(args.threads, "while labelling")
 
 
 if __name__ == "__main__":
