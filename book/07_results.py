@@ -50,12 +50,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lenna_core.book.chapter import setup_book
-from lenna_core.book.results_page import (
-    anchors_table,
-    conclusions,
-    fit_conclusion,
-    runtime_conclusion,
-)
+from lenna_core.book.results_page import all_conclusions, anchors_table
 from lenna_core.book.search_plots import plot_runtime_fronts
 from lenna_core.latency.device_folder import dataset_identity
 from lenna_core.latency.device_identity import (
@@ -185,8 +180,7 @@ display(Markdown("\n".join(f"- {line}" for line in sw.findings(summary, errors, 
 # gain holds in the other runtime.
 
 # %% tags=["nbval-ignore-output"]
-display(Markdown(conclusions(search, summary, precise, tolerance) + "\n"
-                 + fit_conclusion(search) + "\n" + runtime_conclusion(search, tolerance, speedup_bar_pct)))
+display(Markdown(all_conclusions(search, summary, precise, tolerance, speedup_bar_pct)))
 
 # %% [markdown]
 # ## References

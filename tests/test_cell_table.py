@@ -198,3 +198,11 @@ def test_lenna_table_measures_probe_cells_of_a_files_contexts(tmp_path):
     table = OpLatencyTable.from_csv(out)
     assert table.contexts() == [SMALL]
     assert table.meta["settings"]["cells"] == 1 and table.meta["settings"]["reference_ms"] > 0
+
+
+def test_a_space_without_zeros_cannot_be_probed():
+    from lenna_core.space.search_space import SearchSpace
+
+    space = SearchSpace(primitives=("skip_connect", "sep_conv_3x3"))
+    with pytest.raises(ValueError, match="lack 'none'"):
+        probe_cells(NORMAL, space)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scripted_clock import ScriptedClock
 
 from lenna_core.latency.blocks import CellBank, CellContext
 from lenna_core.latency.dataset import read_dataset, read_metadata
@@ -70,7 +71,10 @@ def test_a_sampled_cell_is_composed_once_per_context_and_computes_what_torch_com
     with torch.inference_mode():
         expected = bank.select(active)(*(torch.from_numpy(x) for x in session.feeds.values()))
     np.testing.assert_allclose(session.run()[0], expected.numpy(), rtol=1e-4, atol=1e-5)
-    assert clock.time_against(session, SMALL.input_shapes)[1] > 0
+    # The cell's pass, then the reference cell's, each read from the scripted clock.
+    clock.clock = ScriptedClock([0.3, 0.2])
+    assert clock.time_against(session, SMALL.input_shapes) == (0.3, pytest.approx(1.5))
+    assert clock.clock.calls == 2
 
 
 def test_an_op_table_measured_in_onnx_runtime_records_it_and_prices_every_edge():

@@ -42,6 +42,19 @@ def test_conclusions_answer_both_questions_with_intervals():
     assert "No setting kept the mean accuracy within 0.1 point" in strict
 
 
+def test_all_conclusions_number_the_four_answers_in_order():
+    from test_sweep import fake_results
+
+    from lenna_core.book.results_page import all_conclusions
+    from lenna_core.search.sweep import summarise_sweep
+
+    results = fake_results()
+    precise = pd.DataFrame({"within_10_pct": [97.7]}, index=["MLP on lookup table"])
+    lines = all_conclusions(results, summarise_sweep(results), precise).splitlines()
+    assert [line[:3] for line in lines] == ["1. ", "2. ", "3. ", "4. "]
+    assert "Not answered by these results" in lines[3]  # fake_results has no ONNX Runtime
+
+
 def test_fit_conclusion_scores_both_models_against_the_bar():
     from test_sweep import fake_results
 

@@ -54,6 +54,25 @@ def test_transfer_curves_wrap_two_devices_a_row():
     assert len(fig.axes) == 4  # a 2 x 2 grid, its fourth panel hidden
 
 
+def test_a_method_keeps_its_colour_in_a_panel_that_lacks_the_others():
+    import pandas as pd
+
+    from lenna_core.book.transfer_report import plot_transfer_curves
+
+    methods = {"d0": ("none", "scale", "remeasured_table", "adapt (CV)"),
+               "d1": ("remeasured_table", "adapt (CV)")}  # its table prices no other method
+    curves = pd.DataFrame([{"device": d, "method": m, "k": k, "within_10_pct": 50 + k / 10}
+                           for d, names in methods.items() for m in names for k in (10, 100)])
+    fig = plot_transfer_curves(curves)
+    colours = [{line.get_label(): line.get_color() for line in ax.get_lines()}
+               for ax in fig.axes[:2]]
+    assert colours[0]["remeasured_table"] == colours[1]["remeasured_table"]
+    assert colours[1]["adapt (CV)"] == "k"
+    assert len(set(colours[0].values())) == 4
+    legend = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+    assert legend == ["none", "scale", "remeasured_table", "adapt (CV)"]
+
+
 def test_the_model_finding_says_whether_the_bar_is_met():
     import pandas as pd
 

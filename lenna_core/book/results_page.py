@@ -130,3 +130,12 @@ def runtime_conclusion(results: pd.DataFrame, tolerance: float = 1.0,
                 f"{runtimes.TORCH.label} only (no {missing[0].column} column); run it with "
                 "the ONNX Runtime model (`onnxruntime_mlp_path`) to answer it.")
     return question + " ".join(runtimes.findings(results, tolerance, bar_pct))
+
+
+def all_conclusions(results: pd.DataFrame, summary: pd.DataFrame, precise: pd.DataFrame,
+                    tolerance: float = 1.0, bar_pct: float = 30.0) -> str:
+    """Chapter 7's four answers as one Markdown list: :func:`conclusions`' two, then
+    :func:`fit_conclusion` and :func:`runtime_conclusion`."""
+    return "\n".join([conclusions(results, summary, precise, tolerance),
+                      fit_conclusion(results),
+                      runtime_conclusion(results, tolerance, bar_pct)])

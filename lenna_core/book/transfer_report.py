@@ -32,17 +32,25 @@ def plot_transfer_curves(curves: pd.DataFrame, metric: str = "within_10_pct") ->
                              squeeze=False, layout="constrained")
     for ax in axes.flat[len(devices):]:
         ax.set_visible(False)
+    # One colour per method in every panel: a device whose table prices no block lacks some
+    # methods, and colours taken in turn per panel would then name the wrong line.
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = [m for m in dict.fromkeys(curves["method"]) if not m.startswith("adapt")]
+    colours = {m: cycle[i % len(cycle)] for i, m in enumerate(methods)}
+    handles: dict[str, object] = {}
     for ax, device in zip(axes.flat, devices):
         part = curves[curves["device"] == device]
         for method, group in part.groupby("method", sort=False):
             group = group.sort_values("k")
-            style = "k-o" if method.startswith("adapt") else "-o"
-            ax.plot(group["k"], group[metric], style, ms=4, lw=2 if "adapt" in method else 1,
-                    label=method)
+            (line,) = ax.plot(group["k"], group[metric], "-o", ms=4,
+                              color=colours.get(method, "k"),
+                              lw=2 if method.startswith("adapt") else 1, label=method)
+            handles.setdefault(method, line)
         column = f"ceiling_{metric}"
         if column in part and metric == "within_10_pct":
-            ax.axhline(part[column].iloc[0], color="0.4", ls="--", lw=1,
-                       label="perfect predictor (ceiling)")
+            handles.setdefault("perfect predictor (ceiling)", ax.axhline(
+                part[column].iloc[0], color="0.4", ls="--", lw=1,
+                label="perfect predictor (ceiling)"))
         ax.set_xscale("symlog", linthresh=10)
         ax.set_xlim(-1, part["k"].max() * 1.1)
         ax.set(xlabel="blocks labelled on the device (k)",
@@ -50,7 +58,10 @@ def plot_transfer_curves(curves: pd.DataFrame, metric: str = "within_10_pct") ->
                        "mape_pct": "MAPE (%)", "kendall_tau": "Kendall tau"}.get(metric, metric),
                title=device)
         ax.set_xticks(sorted(part["k"].unique()), [str(k) for k in sorted(part["k"].unique())])
-    axes[0][ncols - 1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    ordered = [m for m in (*dict.fromkeys(curves["method"]), "perfect predictor (ceiling)")
+               if m in handles]
+    axes[0][ncols - 1].legend([handles[m] for m in ordered], ordered, fontsize=8,
+                              loc="upper left", bbox_to_anchor=(1.02, 1))
     return fig
 
 

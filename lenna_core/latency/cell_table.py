@@ -63,6 +63,10 @@ def probe_parts(context: CellContext, space: SearchSpace = DARTS_SPACE) -> dict[
 def probe_cells(context: CellContext, space: SearchSpace = DARTS_SPACE
                 ) -> dict[tuple[str, str], list[int]]:
     """Each probe of ``context`` as (primitive, part) -> the op index on every edge."""
+    if "none" not in space.primitives:
+        raise ValueError(f"the space's primitives {list(space.primitives)} lack 'none': probe "
+                         "cells are differences from the cell of zeros; time each op alone "
+                         "(OpLatencyTable.measure) instead")
     none = space.primitives.index("none")
     cells = {("none", "all"): [none] * space.num_edges}
     for part, mask in probe_parts(context, space).items():
