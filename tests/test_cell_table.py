@@ -206,3 +206,16 @@ def test_a_space_without_zeros_cannot_be_probed():
     space = SearchSpace(primitives=("skip_connect", "sep_conv_3x3"))
     with pytest.raises(ValueError, match="lack 'none'"):
         probe_cells(NORMAL, space)
+
+
+def test_a_table_from_torch_eager_probe_cells_prices_its_contexts():
+    from lenna_core.latency.reference_clock import ReferenceClock
+
+    table = measure_cell_table([NORMAL, REDUCTION], ReferenceClock(), 0.2, cells=1, pairs=3,
+                               progress=False)
+    assert set(table.contexts()) == {NORMAL, REDUCTION}
+    assert table.meta["machine"]["device"] == "cpu" and table.meta["settings"]["threads"] == 1
+    probs = np.full((SPACE.num_edges, SPACE.num_ops), 1 / SPACE.num_ops)
+    assert np.isfinite(table.block_ms(REDUCTION, probs))
+    # Four convolutions per edge on 14 edges outweigh a cell of zeros in torch eager too.
+    assert table.op_ms("sep_conv_3x3", 4, 8, 1) > table.op_ms("none", 4, 8, 1)
