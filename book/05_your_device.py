@@ -37,6 +37,7 @@
 # | `curves_path` | the committed k-curves (`benchmarks/transfer.py --out`) | CSV path |
 # | `onnxruntime_dir` | the committed ONNX Runtime device folder (its blocks, op table and model) | folder |
 # | `torch_table_path` | the op table of the same CPU kind in torch eager, to compare op costs with | CSV path |
+# | `state_earlier_path` | an earlier labelling of the ONNX Runtime folder's held-out blocks, on the same machine in another state | CSV path |
 # | `figures_dir` | where figures are written, relative to `book/` | path |
 
 # %% tags=["parameters"]
@@ -49,6 +50,7 @@ out_dir = "../runs/05_this_machine"
 curves_path = "../data/devices/transfer_curves.csv"
 onnxruntime_dir = "../data/devices/onnxruntime-xeon-6-167"
 torch_table_path = "../data/devices/xeon-6-167/op_latency_table.csv"
+state_earlier_path = "../data/machine_state/onnxruntime_precise_earlier.csv"
 figures_dir = "../figures"
 
 # %%
@@ -61,12 +63,17 @@ from IPython.display import Markdown, display
 
 from lenna_core.book.chapter import setup_book
 from lenna_core.book.runtime_report import (
+    labelled_at,
     model_finding,
     op_costs,
     plot_op_costs,
+    plot_state_stretch,
     prior_finding,
+    state_finding,
+    training_labels_finding,
 )
 from lenna_core.book.transfer_report import before_after, plot_transfer_curves, transfer_findings
+from lenna_core.latency.dataset import read_dataset
 from lenna_core.latency.device_folder import dataset_identity, read_device_folder
 from lenna_core.latency.device_identity import (
     describe_device,
@@ -76,6 +83,7 @@ from lenna_core.latency.device_identity import (
 from lenna_core.latency.device_profiling import adapt_and_save, profile_device
 from lenna_core.latency.label_noise import plot_parity_panels
 from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.machine_state import state_stretch
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.transfer import METHODS
 
@@ -213,11 +221,39 @@ costs.round(4)
 # %% tags=["nbval-ignore-output"]
 onnx_metrics = pd.read_csv(Path(onnxruntime_dir) / "predictor_metrics_precise.csv",
                            index_col="model")
-display(Markdown(model_finding(onnx_metrics) + " " + prior_finding(onnx_metrics)))
+display(Markdown(" ".join([model_finding(onnx_metrics), prior_finding(onnx_metrics),
+                           training_labels_finding(onnx_metrics)])))
 onnx_metrics.round(3)
 
 # %%
 print("scored models:", sorted(onnx_metrics.index))
+
+# %% [markdown]
+# ### The machine's state is part of the device
+#
+# A label is a block's time over the reference cell's, timed right after it, so a slowdown that
+# hits every cell alike cancels. Not every slowdown does. The folder's held-out blocks were
+# labelled twice with the precise rule, by the same command on the same virtual machine, hours
+# apart: the earlier labelling is kept as `state_earlier_path`, the later one is the folder's.
+
+# %% tags=["nbval-ignore-output"]
+earlier = read_dataset(state_earlier_path)
+later = onnx_device["frames"]["precise"]
+stretch = state_stretch(earlier, later)
+display(Markdown(state_finding(stretch, labelled_at(state_earlier_path),
+                               labelled_at(Path(onnxruntime_dir) / "precise.csv"))))
+fig = plot_state_stretch(earlier, later, stretch, ("earlier", "the folder's"))
+fig.savefig(figures / "05_machine_state.png")
+plt.show()
+
+# %% [markdown]
+# The blocks kept their order but not their scale: large cells came out dearer and small ones
+# cheaper, as if something competed for the caches that large cells need (nothing else ran on
+# this virtual machine; its host is shared). No single reference cell cancels that, so a
+# model is fitted and scored on labels taken in one state: the folder's pool, noise floor and
+# precise labels were labelled back to back, and whoever relabels a device should relabel its
+# evaluation blocks in the same sitting as its pool. `state_stretch` measures the change on any
+# two labellings of the same blocks.
 
 # %% [markdown]
 # ## What we found

@@ -27,11 +27,13 @@ from lenna_core.latency.device_identity import (
 from lenna_core.latency.device_models import (
     METRICS_FILE,
     MODEL_PREFIX,
+    POOL_LABELS,
     STANDARD_FLOOR,
     fit_device_models,
     save_device_model,
 )
 from lenna_core.latency.lookup_table import CONTEXT_KEY, OpLatencyTable
+from lenna_core.latency.metrics import latency_metrics
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.onnx_runtime import OnnxRuntimeCpu
 
@@ -81,13 +83,35 @@ def test_evaluation_blocks_are_never_training_blocks(fitted):
 
 def test_scores_list_every_model_then_the_noise_floor_and_the_ceiling(fitted):
     table = fitted.metrics
-    assert list(table.index) == [*MODELS, "noise floor", "perfect predictor (expected)"]
-    assert (table["n"] == 424).all()
+    assert list(table.index) == [*MODELS, "noise floor", "perfect predictor (expected)",
+                                 POOL_LABELS]
+    assert (table["n"].drop(POOL_LABELS) == 424).all()
     assert {"mape_pct", "within_10_pct", "kendall_tau", "rmse_ms"} <= set(table.columns)
     ceiling = table.loc["perfect predictor (expected)"]
     # Nothing beats an error-free model, which beats a second precise labelling of each block.
     assert (table.loc[MODELS, "mape_pct"] > ceiling["mape_pct"]).all()
     assert ceiling["mape_pct"] < table.loc["noise floor", "mape_pct"]
+
+
+def test_the_pools_own_labels_of_the_evaluation_blocks_are_scored_against_their_precise_mean(
+        fitted):
+    pool = read_dataset(XEON / "pool.csv")
+    pairs = fitted.evaluation.merge(pool[["row_id", "latency_ms"]], on="row_id",
+                                    suffixes=("", "_pool"))
+    assert len(pairs) == fitted.sizes["left_out"] == 80
+    want = latency_metrics(pairs["latency_ms"], pairs["latency_ms_pool"])
+    row = fitted.metrics.loc[POOL_LABELS]
+    assert row["n"] == 80
+    assert row["within_10_pct"] == pytest.approx(want["within_10_pct"])
+    assert row["kendall_tau"] == pytest.approx(want["kendall_tau"])
+
+
+def test_a_pool_of_other_blocks_has_no_labels_of_the_evaluation_blocks(tmp_path):
+    folder = _copy(tmp_path)
+    _rewrite_metadata(folder / "pool.csv", settings={
+        **read_metadata(folder / "pool.csv")["settings"], "seed": 1})
+    table = fit_device_models(folder, **SMALL).metrics
+    assert POOL_LABELS not in table.index
 
 
 def test_the_mlp_on_the_table_predicts_the_device_far_better_than_the_raw_table(fitted):
@@ -141,7 +165,7 @@ def test_a_noise_floor_file_adds_the_standard_labels_floor(tmp_path):
     for suffix in ("", ".meta.json"):
         shutil.copy(folder / f"precise_repeat.csv{suffix}", folder / f"noise_floor.csv{suffix}")
     table = fit_device_models(folder, **SMALL).metrics
-    assert table.index[-1] == STANDARD_FLOOR and table.loc[STANDARD_FLOOR, "n"] == 80
+    assert table.loc[STANDARD_FLOOR, "n"] == 80
     _rewrite_metadata(folder / "noise_floor.csv", settings={
         **read_metadata(folder / "noise_floor.csv")["settings"], "seed": 5})
     with pytest.raises(ValueError, match="noise_floor.csv has seed=5 but pool.csv 0"):

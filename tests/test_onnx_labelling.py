@@ -138,3 +138,18 @@ def test_lenna_label_warns_when_other_work_shares_the_machine(tmp_path, capsys, 
     main(["--out", str(tmp_path / "busy.csv"), "--rows", "1", "--target-rel-error", "0.5"])
     err = capsys.readouterr().err
     assert "busy before labelling" in err and "busy while labelling" in err
+
+
+def test_reference_ms_comes_only_from_a_dataset_timed_the_same_way(tmp_path):
+    from lenna_core.latency.labeller import reference_ms_from
+
+    dataset = str(DATA / "latency_dataset.csv")  # torch eager, one thread
+    settings = read_metadata(dataset)["settings"]
+    assert reference_ms_from(dataset, None, 1) == settings["rule"]["reference_ms"]
+    with pytest.raises(ValueError, match="same --runtime and --threads"):
+        reference_ms_from(dataset, runtime_record(1), 1)
+    with pytest.raises(ValueError, match="on 1 thread"):
+        reference_ms_from(dataset, None, 2)
+    ort = DATA / "devices" / "onnxruntime-xeon-6-167" / "op_latency_table.csv"
+    with pytest.raises(ValueError):
+        reference_ms_from(str(ort), runtime_record(1), 1)  # a table: no labels, no calibration

@@ -99,8 +99,62 @@ def test_the_prior_finding_sets_the_probe_cell_table_against_ops_timed_alone():
                            index=pd.Index(["MLP on lookup table", "MLP on isolated op table"],
                                           name="model"))
     sentence = prior_finding(metrics)
-    assert sentence.index("80.0%") < sentence.index("91.0%")
-    assert "tau 0.877" in sentence and "MAPE 4.5%" in sentence
+    assert "80.0% within ±10%" in sentence and "tau 0.877" in sentence
+    assert "worth +11.0 points" in sentence
+    assert "91.0%" not in sentence  # the model's own score is model_finding's to print
     assert prior_finding(metrics.drop("MLP on isolated op table")) == ""
     with pytest.raises(ValueError, match="MLP on lookup table"):
         prior_finding(metrics.drop("MLP on lookup table"))
+
+
+def test_the_state_finding_reports_the_power_and_both_agreements():
+    from lenna_core.book.runtime_report import state_finding
+
+    stretch = {"blocks": 424, "slope": 1.24, "offset": 0.47, "residual_sd": 0.038,
+               "within_10_pct": 52.4, "within_10_pct_fitted": 97.2, "ratio_small": 0.81,
+               "ratio_large": 1.2}
+    sentence = state_finding(stretch, "at 02:32", "at 10:05")
+    assert "The same 424 blocks, labelled at 02:32 and again at 10:05" in sentence
+    assert "on 52.4% of blocks" in sentence and "power 1.24" in sentence
+    assert "small blocks -19%, large ones +20%" in sentence
+    assert "agree on 97.2% (residual 3.8%)" in sentence
+
+
+def test_the_state_plot_draws_every_shared_block_the_identity_and_the_fit():
+    import numpy as np
+    import pandas as pd
+
+    from lenna_core.book.runtime_report import plot_state_stretch
+    from lenna_core.latency.machine_state import state_stretch
+
+    ms = np.linspace(0.05, 0.5, 30)
+    earlier = pd.DataFrame({"row_id": range(30), "status": "ok", "latency_ms": ms})
+    later = earlier.assign(latency_ms=1.1 * ms ** 1.2)
+    stretch = state_stretch(earlier, later)
+    ax = plot_state_stretch(earlier, later, stretch, ("at 02:32", "at 10:05")).axes[0]
+    assert len(ax.collections[0].get_offsets()) == 30
+    fitted = ax.lines[1].get_ydata()
+    np.testing.assert_allclose(fitted, 1.1 * ax.lines[1].get_xdata() ** 1.2, rtol=1e-6)
+    assert ax.get_xlabel() == "label, at 02:32 (ms)"
+    assert "fitted power 1.20" in ax.get_legend_handles_labels()[1]
+
+
+def test_labelled_at_reads_when_a_labelling_began():
+    from pathlib import Path
+
+    from lenna_core.book.runtime_report import labelled_at
+
+    earlier = Path(__file__).resolve().parents[1] / "data" / "machine_state"
+    assert labelled_at(earlier / "onnxruntime_precise_earlier.csv") == "2026-12-05 02:32 UTC"
+
+
+def test_the_training_labels_finding_quotes_the_pools_own_score():
+    import pandas as pd
+
+    from lenna_core.book.runtime_report import training_labels_finding
+
+    metrics = pd.DataFrame({"within_10_pct": [91.7, 93.9], "kendall_tau": [0.94, 0.938]},
+                           index=["MLP on lookup table", "pool's labels of the evaluation blocks"])
+    sentence = training_labels_finding(metrics)
+    assert "on 93.9% of them (tau 0.938)" in sentence
+    assert training_labels_finding(metrics.drop("pool's labels of the evaluation blocks")) == ""

@@ -10,6 +10,7 @@ differ can prefer different cells.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lenna_core.book.plotting import OP_COLOURS, readable_log_axes
+from lenna_core.latency.dataset_files import read_metadata
 from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.op_timing import OP_KEY
 
@@ -94,8 +96,61 @@ def prior_finding(metrics: pd.DataFrame, model: str = "MLP on lookup table",
     if model not in metrics.index:
         raise ValueError(f"model={model!r}: the scores hold {sorted(metrics.index)}")
     ours, theirs = metrics.loc[model], metrics.loc[alternative]
+    gain = ours["within_10_pct"] - theirs["within_10_pct"]
     return (f"On the table of ops timed alone, the same MLP predicts "
             f"{theirs['within_10_pct']:.1f}% within ±10% (MAPE {theirs['mape_pct']:.1f}%, tau "
-            f"{theirs['kendall_tau']:.3f}); on the probe cells' table, "
-            f"{ours['within_10_pct']:.1f}% (MAPE {ours['mape_pct']:.1f}%, tau "
-            f"{ours['kendall_tau']:.3f}).")
+            f"{theirs['kendall_tau']:.3f}): the probe cells' table is worth {gain:+.1f} points.")
+
+
+def state_finding(stretch: dict, earlier: str, later: str) -> str:
+    """One sentence on how the labels of the same blocks moved between two labellings
+    (:func:`~lenna_core.latency.machine_state.state_stretch`'s result)."""
+    return (f"The same {stretch['blocks']} blocks, labelled {earlier} and again {later}, agree "
+            f"within ±10% on {stretch['within_10_pct']:.1f}% of blocks; the later labels follow "
+            f"the earlier ones to the power {stretch['slope']:.2f} (small blocks "
+            f"{(stretch['ratio_small'] - 1) * 100:+.0f}%, large ones "
+            f"{(stretch['ratio_large'] - 1) * 100:+.0f}%), and once that power is fitted they "
+            f"agree on {stretch['within_10_pct_fitted']:.1f}% (residual "
+            f"{stretch['residual_sd'] * 100:.1f}%).")
+
+
+def plot_state_stretch(earlier: pd.DataFrame, later: pd.DataFrame, stretch: dict,
+                       labels: tuple[str, str] = ("earlier", "later")) -> Figure:
+    """The later labels of the blocks both frames hold against the earlier ones (log-log),
+    with the identity and the fitted power (``state_stretch``'s result) drawn through them."""
+    pairs = earlier.loc[earlier["status"] == "ok", ["row_id", "latency_ms"]].merge(
+        later.loc[later["status"] == "ok", ["row_id", "latency_ms"]], on="row_id",
+        suffixes=("_earlier", "_later"))
+    x, y = pairs["latency_ms_earlier"], pairs["latency_ms_later"]
+    fig, ax = plt.subplots(figsize=(5, 4.2), layout="constrained")
+    ax.scatter(x, y, s=8, alpha=0.5, color="0.3", label=f"{len(pairs)} blocks")
+    span = np.geomspace(min(x.min(), y.min()), max(x.max(), y.max()), 50)
+    ax.plot(span, span, "k--", lw=0.8, label="same label")
+    ax.plot(span, np.exp(stretch["offset"]) * span ** stretch["slope"], color="tab:red",
+            label=f"fitted power {stretch['slope']:.2f}")
+    ax.set(xscale="log", yscale="log", xlabel=f"label, {labels[0]} (ms)",
+           ylabel=f"label, {labels[1]} (ms)", title="The same blocks in two machine states")
+    readable_log_axes(ax)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def labelled_at(path: str | Path) -> str:
+    """When the dataset at ``path`` began to be labelled, from its metadata: "2026-12-05
+    02:32 UTC"."""
+    started = read_metadata(path)["sessions"][0]["started"]  # ISO 8601, UTC
+    return f"{started[:10]} {started[11:16]} UTC"
+
+
+def training_labels_finding(metrics: pd.DataFrame,
+                            row: str = "pool's labels of the evaluation blocks") -> str:
+    """One sentence: how well the pool's own labels of the held-out blocks agree with their
+    precise labels (``lenna fit``'s row ``row``), the most a model trained on them inherits;
+    "" without that row."""
+    if row not in metrics.index:
+        return ""
+    own = metrics.loc[row]
+    return (f"The pool's own labels of the same blocks agree with their precise labels within "
+            f"±10% on {own['within_10_pct']:.1f}% of them (tau {own['kendall_tau']:.3f}): a "
+            f"model trained on such labels averages away their noise, but not what sets them "
+            f"apart from the precise ones, such as the machine's state while they were taken.")

@@ -58,11 +58,16 @@ from lenna_core.latency.dataset import (
     read_metadata,
     refuse_rows_without_metadata,
 )
-from lenna_core.latency.labeller import DEFAULT_RULE, describe_rule, make_labeler
+from lenna_core.latency.labeller import (
+    DEFAULT_RULE,
+    describe_rule,
+    make_labeler,
+    reference_ms_from,
+)
 from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.onnx_reference import OnnxReferenceClock
 from lenna_core.latency.onnx_runtime import OnnxRuntimeCpu, runtime_record
-from lenna_core.latency.profiler import resolve_device
+from lenna_core.latency.profiler import load_average, resolve_device
 from lenna_core.latency.reference_clock import ReferenceClock
 from lenna_core.latency.shards import parse_shard
 
@@ -84,8 +89,7 @@ def busy_machine_note(load_1min: float, own_threads: int, when: str) -> str | No
 
 
 def _warn_if_busy(own_threads: int, when: str) -> None:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    note = busy_machine_note(load, own_threads, when)
+    note = busy_machine_note(load_average()[0], own_threads, when)
     if note:
         print(note, file=sys.stderr)
 
@@ -225,19 +229,17 @@ def main(argv: list[str] | None = None) -> None:
         runtime_fields = runtime_record(args.threads)
     else:
         clock, runtime_fields = ReferenceClock(device=args.device, threads=args.threads), None
-    source = Path(args.scale_from or args.out)
-    if args.scale_from or Path(str(source) + ".meta.json").exists():
+    own_meta = Path(args.out + ".meta.json")
+    if args.scale_from:
         try:
-            source_settings = read_metadata(source)["settings"]
-            reference_ms = source_settings["rule"]["reference_ms"]
+            reference_ms = reference_ms_from(args.scale_from, runtime_fields, args.threads)
+        except ValueError as err:
+            parser.error(f"--scale-from={args.scale_from}: {err}")
+    elif own_meta.exists():  # a resumed run keeps its calibration
+        try:
+            reference_ms = read_metadata(args.out)["settings"]["rule"]["reference_ms"]
         except (OSError, ValueError, KeyError, TypeError) as err:
-            parser.error(f"--scale-from={args.scale_from}: {err}" if args.scale_from
-                         else str(err))
-        if args.scale_from and source_settings.get("runtime") != runtime_fields:
-            parser.error(f"--scale-from={args.scale_from}: its reference cell was timed with "
-                         f"runtime {source_settings.get('runtime') or 'torch eager'}, this run "
-                         f"uses {runtime_fields or 'torch eager'}: scale from a dataset "
-                         f"labelled with the same --runtime and --threads")
+            parser.error(f"--out={args.out}: {err}")
     else:
         reference_ms = clock.calibrate()
     described = describe_rule(rule, reference_ms,

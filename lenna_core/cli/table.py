@@ -25,8 +25,9 @@ import os
 import time
 
 from lenna_core.latency.cell_table import measure_cell_table
-from lenna_core.latency.dataset import read_dataset, read_metadata
+from lenna_core.latency.dataset import read_dataset
 from lenna_core.latency.encoder import contexts_from_frame
+from lenna_core.latency.labeller import reference_ms_from
 from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.onnx_reference import OnnxReferenceClock
 from lenna_core.latency.onnx_runtime import OnnxRuntimeCpu, runtime_record
@@ -111,17 +112,11 @@ def _probe_table(parser: argparse.ArgumentParser, args: argparse.Namespace, cont
     if args.scale_from is None:
         return measure_cell_table(contexts, clock, clock.calibrate(), cells=args.cells,
                                   pairs=args.pairs, rounds=args.rounds)
-    try:
-        settings = read_metadata(args.scale_from)["settings"]
-        reference_ms = settings["rule"]["reference_ms"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        parser.error(f"--scale-from={args.scale_from}: {err}")
     wanted = None if runtime is None else runtime_record(args.threads)
-    if settings.get("runtime") != wanted or settings.get("threads") != args.threads:
-        parser.error(f"--scale-from={args.scale_from}: its labels were timed with runtime "
-                     f"{settings.get('runtime') or 'torch eager'} on {settings.get('threads')} "
-                     f"thread(s), this table with {wanted or 'torch eager'} on {args.threads}: "
-                     "scale from a dataset labelled with the same --runtime and --threads")
+    try:
+        reference_ms = reference_ms_from(args.scale_from, wanted, args.threads)
+    except ValueError as err:
+        parser.error(f"--scale-from={args.scale_from}: {err}")
     return measure_cell_table(contexts, clock, reference_ms, cells=args.cells, pairs=args.pairs,
                               rounds=args.rounds, reference_from=os.path.basename(args.scale_from))
 

@@ -24,18 +24,16 @@ the shared op costs.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from lenna_core.latency.blocks import CellBank, CellContext
-from lenna_core.latency.lookup_table import CONTEXT_KEY, SCHEMA_VERSION, OpLatencyTable
+from lenna_core.latency.lookup_table import CONTEXT_KEY, OpLatencyTable, table_meta
 from lenna_core.latency.op_timing import OP_KEY, edge_keys
-from lenna_core.latency.profiler import cpu_threads, machine_fingerprint
+from lenna_core.latency.profiler import cpu_threads
 from lenna_core.latency.reference_clock import ReferenceClock
 from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 from lenna_core.validation import check_int
@@ -185,18 +183,10 @@ def measure_cell_table(contexts: Iterable[CellContext], clock: ReferenceClock,
     probes = time_probes(contexts, clock, reference_ms, cells=cells, pairs=pairs,
                          rounds=rounds, space=space, progress=progress)
     ops, fixed = table_from_probes(probes, space)
-    runtime = getattr(clock, "runtime", None)
-    meta = {"schema_version": SCHEMA_VERSION, "units": {"latency": "ms"},
-            "statistic": CELL_STATISTIC, "fixed_cost": CELL_FIXED_COST_RULE,
-            "settings": {"method": "probe cells", "cells": cells, "pairs": pairs,
-                         "rounds": rounds,
-                         "reference_ms": reference_ms, "reference_from": reference_from,
-                         "threads": clock.threads, "device": str(clock.device),
-                         "space": space.to_dict(),
-                         "largest_probe_spread": float(probes["spread"].max())},
-            "machine": (machine_fingerprint(str(clock.device)) if runtime is None
-                        else runtime.fingerprint()),
-            "cpu_affinity": (sorted(os.sched_getaffinity(0))
-                             if hasattr(os, "sched_getaffinity") else None),
-            "measured": datetime.now(UTC).isoformat(timespec="seconds")}
+    settings = {"method": "probe cells", "cells": cells, "pairs": pairs, "rounds": rounds,
+                "reference_ms": reference_ms, "reference_from": reference_from,
+                "threads": clock.threads, "device": str(clock.device), "space": space.to_dict(),
+                "largest_probe_spread": float(probes["spread"].max())}
+    meta = table_meta(CELL_STATISTIC, CELL_FIXED_COST_RULE, settings, str(clock.device),
+                      getattr(clock, "runtime", None))
     return OpLatencyTable(ops, fixed, space, meta)

@@ -50,7 +50,12 @@ from lenna_core.latency.dataset_files import (
     repair_tail,
     write_json_atomically,
 )
-from lenna_core.latency.profiler import cpu_threads, machine_fingerprint, resolve_device
+from lenna_core.latency.profiler import (
+    cpu_threads,
+    load_average,
+    machine_fingerprint,
+    resolve_device,
+)
 from lenna_core.latency.shards import Shard, check_shard, describe_shard, shard_rows
 from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 from lenna_core.validation import is_integer
@@ -225,7 +230,7 @@ def _start_session(path: Path, settings: GenerationSettings, cpu_core: int | Non
 
 
 def _finish_session(path: Path, meta: dict, written: int, failed: int) -> None:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    load = load_average()
     meta["sessions"][-1].update(
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         rows_written=written, rows_failed=failed,

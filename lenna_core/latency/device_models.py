@@ -6,7 +6,9 @@ blocks (``pool.csv``), precise labels of held-out blocks, twice (``precise.csv``
 candidate models on the pool, every evaluation block left out, and scores them against the
 geometric mean of the two precise labels, beside the noise floor between those two and the
 perfect-predictor ceiling (:func:`~lenna_core.latency.label_noise.score_on_relabelled`); a
-``noise_floor.csv`` of pool blocks labelled again adds the standard labels' floor. The MLP
+``noise_floor.csv`` of pool blocks labelled again adds the standard labels' floor, and the
+pool's own labels of the evaluation blocks are scored too: a model trained on the pool can
+average their noise away, not the machine's state when they were labelled. The MLP
 corrects the table the manifest names as ``tables.op_table``; every other table it names (say
 ``isolated_op_table``, each op timed alone, beside an ``op_table`` from probe cells,
 :mod:`~lenna_core.latency.cell_table`) is scored as the prior of an MLP of its own ("MLP on
@@ -39,7 +41,7 @@ from lenna_core.latency.device_identity import (
 from lenna_core.latency.encoder import contexts_from_frame
 from lenna_core.latency.label_noise import score_on_relabelled
 from lenna_core.latency.lookup_table import OpLatencyTable
-from lenna_core.latency.metrics import noise_floor
+from lenna_core.latency.metrics import latency_metrics, noise_floor
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.profiler import cpu_threads
 from lenna_core.validation import check_int
@@ -52,6 +54,9 @@ MODEL_ROLE, MODEL_PREFIX = "mlp", "mlp_latency"
 OP_TABLE = "op_table"
 METRICS_FILE = "predictor_metrics_precise.csv"
 STANDARD_FLOOR = "noise floor, standard labels (pool)"
+#: The pool's own labels of the evaluation blocks, scored as a predictor: what the training
+#: labels say about those blocks, standard error and machine state included.
+POOL_LABELS = "pool's labels of the evaluation blocks"
 #: Fewest training blocks: the MLP stops early on 15% of them.
 MIN_TRAIN_BLOCKS = 10
 #: Fewest evaluation blocks: the perfect-predictor ceiling resamples their label noise.
@@ -119,6 +124,9 @@ def fit_device_models(folder: str | os.PathLike, *, hidden: tuple[int, ...] = (2
         metrics = score_on_relabelled(models, evaluation, seed=seed)
     if floor is not None:
         metrics.loc[STANDARD_FLOOR] = pd.Series(floor)
+    own = _pool_labels_scored(frames[POOL], evaluation, settings)
+    if own is not None:
+        metrics.loc[POOL_LABELS] = pd.Series(own)
     metrics["n"] = metrics["n"].astype(int)  # a count, though the table's rows made it float
     machine = read_metadata(folder / checked["manifest"]["files"][POOL])["machine"]
     return DeviceModels(folder, checked["manifest"], metrics.rename_axis("model"), models,
@@ -209,6 +217,20 @@ def _training(folder: Path, frames: dict, settings: dict,
                          "label more rows into it (lenna label --rows N, beyond the held-out "
                          "ids), or draw it with another --seed")
     return train, int(evaluated.sum())
+
+
+def _pool_labels_scored(pool: pd.DataFrame, evaluation: pd.DataFrame,
+                        settings: dict) -> dict | None:
+    """The pool's standard labels of the evaluation blocks scored against their precise mean
+    (None where the pool drew its blocks with another seed or labelled too few of them)."""
+    if settings[POOL]["seed"] != settings[PRECISE]["seed"]:
+        return None
+    ok = pool.loc[pool["status"] == "ok", ["row_id", "latency_ms"]]
+    pairs = evaluation[["row_id", "latency_ms"]].merge(ok, on="row_id",
+                                                       suffixes=("_precise", "_pool"))
+    if len(pairs) < MIN_EVALUATION_BLOCKS:
+        return None
+    return latency_metrics(pairs["latency_ms_precise"], pairs["latency_ms_pool"])
 
 
 def _op_table(folder: Path, manifest: dict, blocks: pd.DataFrame,

@@ -18,7 +18,7 @@ from lenna_core.latency.convergence import (
     control_variate_mean,
     relative_standard_error,
 )
-from lenna_core.latency.dataset import Labeler
+from lenna_core.latency.dataset import Labeler, read_metadata
 from lenna_core.latency.lookup_table import OpLatencyTable
 from lenna_core.latency.profiler import cpu_threads
 from lenna_core.latency.reference_clock import REFERENCE_CONTEXT, REFERENCE_OP, ReferenceClock
@@ -108,3 +108,21 @@ def describe_rule(rule: StandardErrorRule, reference_ms: float,
         described["control_variate"] = (f"op latency table {control_table}: its sum over the "
                                          "drawn ops, least-squares slope per row")
     return described
+
+
+def reference_ms_from(path: str, runtime: dict | None, threads: int | None) -> float:
+    """The calibrated reference-cell latency (ms) of the dataset at ``path``; a ``ValueError``
+    unless its labels were timed with ``runtime`` (None: torch eager) on ``threads`` threads,
+    since another runtime or thread count gives the reference cell other milliseconds."""
+    try:
+        settings = read_metadata(path)["settings"]
+        reference_ms = float(settings["rule"]["reference_ms"])
+    except (OSError, KeyError, TypeError) as err:
+        raise ValueError(f"no calibrated reference cell in its metadata ({err!r})") from None
+    if settings.get("runtime") != runtime or settings.get("threads") != threads:
+        raise ValueError(f"its labels were timed with runtime "
+                         f"{settings.get('runtime') or 'torch eager'} on "
+                         f"{settings.get('threads')} thread(s), this run with "
+                         f"{runtime or 'torch eager'} on {threads}: scale from a dataset "
+                         "labelled with the same --runtime and --threads")
+    return reference_ms

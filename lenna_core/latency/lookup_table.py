@@ -81,6 +81,18 @@ def _measure_hint() -> str:
             "with the chapter 1 parameter remeasure_table=True) and merge it into this table")
 
 
+def table_meta(statistic: str, fixed_cost: str, settings: dict, device: str,
+               runtime: object | None = None) -> dict:
+    """A measured op table's metadata: its units, statistic, fixed-cost rule and settings, the
+    machine (``runtime``'s record where an inference runtime timed it), the cores and when."""
+    return {"schema_version": SCHEMA_VERSION, "units": {"latency": "ms"},
+            "statistic": statistic, "fixed_cost": fixed_cost, "settings": settings,
+            "machine": machine_fingerprint(device) if runtime is None else runtime.fingerprint(),
+            "cpu_affinity": (sorted(os.sched_getaffinity(0))
+                             if hasattr(os, "sched_getaffinity") else None),
+            "measured": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
 class OpLatencyTable:
     """Measured op latencies and per-context fixed costs (ms), with how they were measured.
 
@@ -218,14 +230,9 @@ class OpLatencyTable:
                     context, space, zero_ops_ms=zero_ops, runtime=runtime, **settings)})
         fixed = _lowest(pd.DataFrame(rows), list(CONTEXT_KEY), "zero_cell_ms")
         statistic = "median" if rounds == 1 else f"lowest of {rounds} medians"
-        meta = {"schema_version": SCHEMA_VERSION, "units": {"latency": "ms"},
-                "statistic": statistic, "fixed_cost": FIXED_COST_RULE,
-                "settings": {**settings, "rounds": rounds, "space": space.to_dict()},
-                "machine": (machine_fingerprint(device) if runtime is None
-                            else runtime.fingerprint()),
-                "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                else None,
-                "measured": datetime.now(UTC).isoformat(timespec="seconds")}
+        meta = table_meta(statistic, FIXED_COST_RULE,
+                          {**settings, "rounds": rounds, "space": space.to_dict()},
+                          device, runtime)
         return cls(ops, fixed, space, meta)
 
     def contexts(self) -> list[CellContext]:

@@ -90,10 +90,15 @@ def device_name(device: torch.device) -> str:
     return _cpu_model()  # cached: the profiler asks on every measurement
 
 
+def load_average() -> tuple[float, float, float]:
+    """The 1-, 5- and 15-minute load averages; NaN where the platform keeps none."""
+    return os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+
+
 def machine_fingerprint(device: str | torch.device = "cpu") -> dict:
     """What a latency figure depends on: hardware, software and load of this machine."""
     resolved = resolve_device(device)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    load = load_average()
     return {
         "device": str(resolved), "device_name": device_name(resolved),
         "cpu_model": _cpu_model(), **_cpu_details(), "cpu_count": os.cpu_count(),

@@ -1,0 +1,56 @@
+"""How the labels of the same blocks move when the machine's state changes.
+
+A label is a block's time over the reference cell's, so anything that slows every cell alike
+cancels. What does not cancel is a change that weighs on large cells more than on small ones:
+another tenant's load on the host's shared caches, say. The same 424 ONNX Runtime blocks,
+labelled by the same command on the same virtual machine seven hours apart, kept their order
+but not their scale: the later labels follow a power of the earlier ones (data/README.md,
+``machine_state/``). :func:`state_stretch` measures that power on any two labellings of the
+same blocks; a slope of 1 and no offset is an unchanged machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Fewest blocks both labellings must share for a slope worth reporting.
+MIN_SHARED_BLOCKS = 10
+
+
+def _within_10_pct(ratio: np.ndarray) -> float:
+    return float(np.mean(np.abs(ratio - 1.0) <= 0.10) * 100.0)
+
+
+def state_stretch(earlier: pd.DataFrame, later: pd.DataFrame) -> dict[str, float]:
+    """Fit log(later ms) = offset + slope * log(earlier ms) over the blocks (``row_id``) both
+    dataset frames labelled successfully; the agreement within ±10% before and after the fit.
+
+    Returns ``blocks``, ``slope``, ``offset``, ``residual_sd`` (of the log ratio after the fit),
+    ``within_10_pct`` (later against earlier as labelled), ``within_10_pct_fitted`` (later
+    against the fit), and the fit's ratio at the earlier labels' 5th and 95th percentile
+    (``ratio_small``, ``ratio_large``): how much cheaper or dearer small and large blocks came
+    out.
+    """
+    columns = ["row_id", "latency_ms"]
+    for name, frame in (("earlier", earlier), ("later", later)):
+        missing = [c for c in ("status", *columns) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{name}: a dataset frame needs the columns {missing}")
+    ok = [frame.loc[frame["status"] == "ok", columns] for frame in (earlier, later)]
+    pairs = ok[0].merge(ok[1], on="row_id", suffixes=("_earlier", "_later"))
+    if len(pairs) < MIN_SHARED_BLOCKS:
+        raise ValueError(f"earlier and later share {len(pairs)} labelled blocks: a slope needs "
+                         f"at least {MIN_SHARED_BLOCKS} (label the same row ids in both)")
+    x, y = np.log(pairs["latency_ms_earlier"]), np.log(pairs["latency_ms_later"])
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("every shared label must be a positive, finite number of ms")
+    slope, offset = np.polyfit(x, y, 1)
+    residual = y - (offset + slope * x)
+    small, large = np.percentile(x, [5, 95])
+    return {"blocks": int(len(pairs)), "slope": float(slope), "offset": float(offset),
+            "residual_sd": float(residual.std(ddof=2)),
+            "within_10_pct": _within_10_pct(np.exp(y - x)),
+            "within_10_pct_fitted": _within_10_pct(np.exp(residual)),
+            "ratio_small": float(np.exp(offset + (slope - 1) * small)),
+            "ratio_large": float(np.exp(offset + (slope - 1) * large))}
