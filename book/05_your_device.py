@@ -250,10 +250,11 @@ plt.show()
 # The blocks kept their order but not their scale: large cells came out dearer and small ones
 # cheaper, as if something competed for the caches that large cells need (nothing else ran on
 # this virtual machine; its host is shared). No single reference cell cancels that, so a
-# model is fitted and scored on labels taken in one state: the folder's pool, noise floor and
-# precise labels were labelled back to back, and whoever relabels a device should relabel its
-# evaluation blocks in the same sitting as its pool. `state_stretch` measures the change on any
-# two labellings of the same blocks.
+# model is best fitted and scored on labels taken close together: the folder's pool, noise
+# floor and precise labels were labelled back to back. Even so, the state can move a little
+# between two labellings; `lenna fit` prints the power between the pool's own labels of the
+# evaluation blocks and their precise labels, the part of the model's error that belongs to the
+# machine, and `state_stretch` measures it on any two labellings of the same blocks.
 
 # %% [markdown]
 # ## What we found

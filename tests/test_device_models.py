@@ -33,6 +33,7 @@ from lenna_core.latency.device_models import (
     save_device_model,
 )
 from lenna_core.latency.lookup_table import CONTEXT_KEY, OpLatencyTable
+from lenna_core.latency.machine_state import state_stretch
 from lenna_core.latency.metrics import latency_metrics
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.onnx_runtime import OnnxRuntimeCpu
@@ -106,12 +107,18 @@ def test_the_pools_own_labels_of_the_evaluation_blocks_are_scored_against_their_
     assert row["kendall_tau"] == pytest.approx(want["kendall_tau"])
 
 
+def test_the_state_says_how_the_precise_labels_follow_the_pools_own(fitted):
+    pool = read_dataset(XEON / "pool.csv")
+    assert fitted.state == state_stretch(pool, fitted.evaluation)
+    assert fitted.state["blocks"] == 80
+
+
 def test_a_pool_of_other_blocks_has_no_labels_of_the_evaluation_blocks(tmp_path):
     folder = _copy(tmp_path)
     _rewrite_metadata(folder / "pool.csv", settings={
         **read_metadata(folder / "pool.csv")["settings"], "seed": 1})
-    table = fit_device_models(folder, **SMALL).metrics
-    assert POOL_LABELS not in table.index
+    fitted = fit_device_models(folder, **SMALL)
+    assert POOL_LABELS not in fitted.metrics.index and fitted.state is None
 
 
 def test_the_mlp_on_the_table_predicts_the_device_far_better_than_the_raw_table(fitted):
@@ -233,7 +240,8 @@ def test_lenna_fit_prints_the_scores_and_saves(tmp_path, capsys):
     lenna(["fit", "--device-folder", str(folder), "--max-epochs", "20", "--hidden", "16,8"])
     out = capsys.readouterr().out
     assert "trained on 320 pool blocks (80 left out: evaluation blocks); scored on 424" in out
-    for row in (*MODELS, "noise floor", "perfect predictor (expected)", "fitted and scored in"):
+    for row in (*MODELS, "noise floor", "perfect predictor (expected)", POOL_LABELS,
+                "fitted and scored in", "precise labels = pool labels ^ ", "over the 80 blocks"):
         assert row in out
     assert read_manifest(folder)["models"] == {"mlp": MODEL_PREFIX}
     assert MLPLatency.load(folder / MODEL_PREFIX, check_device_here=False).hidden == (16, 8)

@@ -38,6 +38,17 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+def state_note(state: dict) -> str:
+    """What the pool's own labels of the evaluation blocks say about the pool's machine state
+    against the precise labels' (``DeviceModels.state``), and what a model trained on it
+    inherits."""
+    return (f"precise labels = pool labels ^ {state['slope']:.3f} over the {state['blocks']} "
+            f"blocks both label (small blocks {(state['ratio_small'] - 1) * 100:+.1f}%, large "
+            f"{(state['ratio_large'] - 1) * 100:+.1f}%, residual {state['residual_sd'] * 100:.1f}%"
+            "): a power away from 1 is a change in the machine's state between the two "
+            "labellings, which a model trained on the pool inherits")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, fit and score the models of one device folder, save its model."""
     parser = argparse.ArgumentParser(
@@ -70,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
           f"their mean (ms)")
     with pd.option_context("display.width", 200):
         print(result.metrics[SHOWN].round(3).to_string())
+    if result.state is not None:
+        print(state_note(result.state))
     manifest = save_device_model(result)
     print(f"fitted and scored in {seconds:.1f} s; saved {MODEL_PREFIX}.* and {METRICS_FILE} in "
           f"{result.folder} (manifest models: {manifest['models']})")

@@ -41,6 +41,7 @@ from lenna_core.latency.device_identity import (
 from lenna_core.latency.encoder import contexts_from_frame
 from lenna_core.latency.label_noise import score_on_relabelled
 from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.machine_state import MIN_SHARED_BLOCKS, state_stretch
 from lenna_core.latency.metrics import latency_metrics, noise_floor
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.profiler import cpu_threads
@@ -72,7 +73,10 @@ class DeviceModels:
     each other), "perfect predictor (expected)" and, with a ``noise_floor.csv``,
     :data:`STANDARD_FLOOR`; ``evaluation`` holds the precise blocks with their mean label
     (``latency_ms``) and each labelling's (``latency_ms_1``, ``latency_ms_2``); ``left_out`` counts
-    the pool blocks left out of training because they are evaluation blocks.
+    the pool blocks left out of training because they are evaluation blocks; ``state`` how the
+    precise labels of the evaluation blocks follow the pool's own labels of them
+    (:func:`~lenna_core.latency.machine_state.state_stretch`, pool first), None where the pool
+    labelled too few of them.
     """
 
     folder: Path
@@ -83,6 +87,7 @@ class DeviceModels:
     evaluation: pd.DataFrame
     labels_measured_on: dict
     left_out: int
+    state: dict | None = None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -125,12 +130,15 @@ def fit_device_models(folder: str | os.PathLike, *, hidden: tuple[int, ...] = (2
     if floor is not None:
         metrics.loc[STANDARD_FLOOR] = pd.Series(floor)
     own = _pool_labels_scored(frames[POOL], evaluation, settings)
+    state = None
     if own is not None:
         metrics.loc[POOL_LABELS] = pd.Series(own)
+        if own["n"] >= MIN_SHARED_BLOCKS:
+            state = state_stretch(frames[POOL], evaluation)
     metrics["n"] = metrics["n"].astype(int)  # a count, though the table's rows made it float
     machine = read_metadata(folder / checked["manifest"]["files"][POOL])["machine"]
     return DeviceModels(folder, checked["manifest"], metrics.rename_axis("model"), models,
-                        train, evaluation, machine, left_out)
+                        train, evaluation, machine, left_out, state)
 
 
 def save_device_model(result: DeviceModels, folder: str | os.PathLike | None = None) -> dict:
