@@ -247,9 +247,9 @@ fig.savefig(figures / "05_machine_state.png")
 plt.show()
 
 # %% [markdown]
-# The blocks kept their order but not their scale: large cells came out dearer and small ones
-# cheaper, as if something competed for the caches that large cells need (nothing else ran on
-# this virtual machine; its host is shared). No single reference cell cancels that, so a
+# The blocks kept their order but not their scale: a power other than 1 moves large cells
+# against small ones, as contention for the caches that large cells need would (nothing else
+# ran on this virtual machine; its host is shared). No single reference cell cancels that, so a
 # model is best fitted and scored on labels taken close together: the folder's pool, noise
 # floor and precise labels were labelled back to back. Even so, the state can move a little
 # between two labellings; `lenna fit` prints the power between the pool's own labels of the
