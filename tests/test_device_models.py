@@ -28,7 +28,10 @@ from lenna_core.latency.device_models import (
     METRICS_FILE,
     MODEL_PREFIX,
     POOL_LABELS,
+    SESSION_CALIBRATED,
+    SESSION_FOLDS,
     STANDARD_FLOOR,
+    evaluation_blocks,
     fit_device_models,
     save_device_model,
 )
@@ -37,6 +40,7 @@ from lenna_core.latency.machine_state import state_stretch
 from lenna_core.latency.metrics import latency_metrics
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.onnx_runtime import OnnxRuntimeCpu
+from lenna_core.latency.session_calibration import cross_fitted, fit_session_calibration
 
 XEON = Path(__file__).resolve().parents[1] / "data" / "devices" / "xeon-6-167"
 MODELS = ["MLP", MLP_ON_TABLE, "ElasticNet", "lookup table", "lookup table, calibrated"]
@@ -85,7 +89,7 @@ def test_evaluation_blocks_are_never_training_blocks(fitted):
 def test_scores_list_every_model_then_the_noise_floor_and_the_ceiling(fitted):
     table = fitted.metrics
     assert list(table.index) == [*MODELS, "noise floor", "perfect predictor (expected)",
-                                 POOL_LABELS]
+                                 SESSION_CALIBRATED, POOL_LABELS]
     assert (table["n"].drop(POOL_LABELS) == 424).all()
     assert {"mape_pct", "within_10_pct", "kendall_tau", "rmse_ms"} <= set(table.columns)
     ceiling = table.loc["perfect predictor (expected)"]
@@ -111,6 +115,24 @@ def test_the_state_says_how_the_precise_labels_follow_the_pools_own(fitted):
     pool = read_dataset(XEON / "pool.csv")
     assert fitted.state == state_stretch(pool, fitted.evaluation)
     assert fitted.state["blocks"] == 80
+
+
+def test_the_session_calibrated_row_scores_each_block_calibrated_on_the_other_half(fitted):
+    ev = fitted.evaluation
+    predicted = fitted.models[MLP_ON_TABLE].predict(ev)
+    held_out = cross_fitted(predicted, ev["latency_ms"], folds=SESSION_FOLDS, seed=0)
+    want = latency_metrics(ev["latency_ms"], held_out)
+    row = fitted.metrics.loc[SESSION_CALIBRATED]
+    assert row["within_10_pct"] == pytest.approx(want["within_10_pct"])
+    assert row["mape_pct"] == pytest.approx(want["mape_pct"])
+    # The saved power is fitted on every evaluation block, not on the folds.
+    assert fitted.session == fit_session_calibration(predicted, ev["latency_ms"])
+    assert fitted.session.blocks == 424
+
+
+def test_the_evaluation_blocks_are_the_ones_every_model_is_scored_on(fitted):
+    blocks = evaluation_blocks(XEON)
+    pd.testing.assert_frame_equal(blocks, fitted.evaluation)
 
 
 def test_a_pool_of_other_blocks_has_no_labels_of_the_evaluation_blocks(tmp_path):
@@ -145,8 +167,10 @@ def test_the_saved_model_predicts_the_same_and_the_manifest_names_it(fitted, tmp
     assert set(read_device_folder(folder)["frames"]) == set(before["files"])
     loaded = MLPLatency.load(folder / MODEL_PREFIX, check_device_here=False)
     ev = fitted.evaluation
-    np.testing.assert_allclose(loaded.predict(ev), fitted.models[MLP_ON_TABLE].predict(ev),
-                               rtol=1e-6)
+    # The MLP on the table, calibrated to the precise labels' session.
+    assert loaded.session_calibration_ == fitted.session
+    np.testing.assert_allclose(loaded.predict(ev), fitted.session.apply(
+        fitted.models[MLP_ON_TABLE].predict(ev)), rtol=1e-6)
     # It records the device its labels were measured on: the folder's.
     assert loaded.device_ == read_metadata(folder / "pool.csv")["machine"]
     assert identity_differences(manifest["device"], identity_from_record(loaded.device_)) == {}
@@ -241,7 +265,9 @@ def test_lenna_fit_prints_the_scores_and_saves(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "trained on 320 pool blocks (80 left out: evaluation blocks); scored on 424" in out
     for row in (*MODELS, "noise floor", "perfect predictor (expected)", POOL_LABELS,
-                "fitted and scored in", "precise labels = pool labels ^ ", "over the 80 blocks"):
+                SESSION_CALIBRATED, "fitted and scored in", "precise labels = pool labels ^ ",
+                "over the 80 blocks", "saved model = MLP on lookup table calibrated to the "
+                "precise labels' session: ms -> "):
         assert row in out
     assert read_manifest(folder)["models"] == {"mlp": MODEL_PREFIX}
     assert MLPLatency.load(folder / MODEL_PREFIX, check_device_here=False).hidden == (16, 8)

@@ -188,3 +188,44 @@ def test_prior_model_bad_input(with_prior):
         model.as_module([CellContext(False, False, 128, 128, 128, 64)])
     with pytest.raises(ValueError, match="OpLatencyTable"):
         MLPLatency(prior="data/op_latency_table.csv").fit(X[:10], y[:10])
+
+
+def test_a_session_calibration_maps_every_prediction_and_survives_saving(with_prior, tmp_path):
+    model, X, y, _ = with_prior
+    session = clone(model).fit(X[:320], y[:320])
+    raw = session.predict(X[320:])
+    # Another session's labels of the held-out blocks: a power of this model's predictions.
+    session.calibrate_to_session(X[320:], 1.3 * raw ** 1.1)
+    assert session.session_calibration_.slope == pytest.approx(1.1, rel=1e-4)
+    np.testing.assert_allclose(session.predict(X[320:]), 1.3 * raw ** 1.1, rtol=1e-4)
+    np.testing.assert_array_equal(session.without_session_calibration().predict(X[320:]), raw)
+    rows = X.iloc[:3]
+    probs = torch.tensor(rows[probability_columns()].to_numpy().reshape(3, 14, 8),
+                         dtype=torch.float64)
+    module = session.as_module(contexts_from_frame(rows)).double()
+    np.testing.assert_allclose(module(probs).numpy(), session.predict(rows), rtol=1e-5)
+    session.save(tmp_path / "mlp")
+    loaded = MLPLatency.load(tmp_path / "mlp")
+    assert loaded.session_calibration_ == session.session_calibration_
+    np.testing.assert_allclose(loaded.predict(X[320:]), session.predict(X[320:]), rtol=1e-5)
+    session.fit(X[:320], y[:320])  # a new fit is a new model: no calibration carries over
+    assert session.session_calibration_ is None
+    np.testing.assert_array_equal(session.predict(X[320:]), raw)
+
+
+def test_a_damaged_session_calibration_is_refused_on_load(with_prior, tmp_path):
+    from lenna_core.latency.file_checks import with_digest
+    from lenna_core.latency.session_calibration import SessionCalibration
+
+    model, X, y, _ = with_prior
+    calibrated = clone(model).fit(X[:320], y[:320])
+    calibrated.set_session_calibration(SessionCalibration(0.1, 1.05, 80)).save(tmp_path / "mlp")
+    path = tmp_path / "mlp.json"
+    meta = json.loads(path.read_text())
+    meta.pop("sha256")
+    meta["session_calibration"]["slope"] = 0.0
+    path.write_text(json.dumps(with_digest(meta)))
+    with pytest.raises(ValueError, match="slope positive"):
+        MLPLatency.load(tmp_path / "mlp")
+    with pytest.raises(ValueError, match="SessionCalibration"):
+        calibrated.set_session_calibration({"slope": 1.0})

@@ -158,3 +158,61 @@ def test_the_training_labels_finding_quotes_the_pools_own_score():
     sentence = training_labels_finding(metrics)
     assert "on 93.9% of them (tau 0.938)" in sentence
     assert training_labels_finding(metrics.drop("pool's labels of the evaluation blocks")) == ""
+
+
+def test_the_session_finding_sets_the_calibrated_score_against_the_model_as_fitted():
+    import pandas as pd
+
+    from lenna_core.book.runtime_report import session_finding
+
+    columns = ["within_10_pct", "mape_pct", "kendall_tau"]
+    row = "MLP on lookup table, calibrated to the session (cross-fitted)"
+    metrics = pd.DataFrame([[91.7, 4.4, 0.940], [95.3, 3.5, 0.939]], columns=columns,
+                           index=pd.Index(["MLP on lookup table", row], name="model"))
+    sentence = session_finding(metrics)
+    assert "predicts 95.3% of them within ±10% (MAPE 3.5%, tau 0.939)" in sentence
+    assert "where it predicted 91.7% as fitted: it meets the bar of 95%" in sentence
+    assert "it misses the bar of 96%" in session_finding(metrics, bar=96)
+    assert session_finding(metrics.drop(row)) == ""
+
+
+def test_the_calibration_curve_plot_draws_each_k_the_model_as_fitted_and_the_bar():
+    import pandas as pd
+
+    from lenna_core.book.runtime_report import plot_calibration_curve
+
+    curve = pd.DataFrame({"k": [0, 10, 25, 100], "within_10_pct": [91.7, 93.0, 94.5, 95.1],
+                          "within_10_pct_p5": [91.7, 88.6, 92.2, 94.1]})
+    ax = plot_calibration_curve(curve).axes[0]
+    assert list(ax.lines[0].get_xdata()) == [10, 25, 100]
+    assert list(ax.lines[0].get_ydata()) == [93.0, 94.5, 95.1]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "as fitted (91.7%)" in labels and "bar (95%)" in labels
+
+
+def test_the_calibration_table_scores_the_model_as_fitted_and_calibrated_on_each_labelling():
+    import numpy as np
+
+    from lenna_core.book.runtime_report import calibration_table
+    from lenna_core.latency.dataset import read_dataset
+    from lenna_core.latency.metrics import latency_metrics
+    from lenna_core.latency.mlp_model import MLPLatency
+    from lenna_core.latency.session_calibration import SessionCalibration
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    model = MLPLatency.load(data / "mlp_latency", check_device_here=False)
+    frame = read_dataset(data / "devices" / "xeon-6-167" / "precise.csv")
+    blocks = frame[frame["status"] == "ok"].iloc[:60]
+    raw = model.predict(blocks)
+    with pytest.raises(ValueError, match="no session calibration"):
+        calibration_table(model, {"here": blocks})
+    model.set_session_calibration(SessionCalibration(0.0, 1.2, 60))
+    # One labelling the calibrated model predicts exactly, one the model as fitted does.
+    table = calibration_table(model, {"calibrated to": blocks.assign(latency_ms=raw ** 1.2),
+                                      "as fitted": blocks.assign(latency_ms=raw)})
+    assert table.loc["calibrated to", "calibrated, within ±10% (%)"] == 100.0
+    assert table.loc["as fitted", "as fitted, within ±10% (%)"] == 100.0
+    want = latency_metrics(raw, raw ** 1.2)["within_10_pct"]
+    assert table.loc["as fitted", "calibrated, within ±10% (%)"] == want
+    assert (table["blocks"] == 60).all() and np.isfinite(table["Kendall tau"]).all()
+

@@ -20,6 +20,9 @@ from matplotlib.figure import Figure
 from lenna_core.book.plotting import OP_COLOURS, readable_log_axes
 from lenna_core.latency.dataset_files import read_metadata
 from lenna_core.latency.lookup_table import OpLatencyTable
+from lenna_core.latency.machine_state import shared_labels
+from lenna_core.latency.metrics import latency_metrics
+from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.op_timing import OP_KEY
 
 REFERENCE_PRIMITIVE = "sep_conv_3x3"
@@ -118,9 +121,7 @@ def plot_state_stretch(earlier: pd.DataFrame, later: pd.DataFrame, stretch: dict
                        labels: tuple[str, str] = ("earlier", "later")) -> Figure:
     """The later labels of the blocks both frames hold against the earlier ones (log-log),
     with the identity and the fitted power (``state_stretch``'s result) drawn through them."""
-    pairs = earlier.loc[earlier["status"] == "ok", ["row_id", "latency_ms"]].merge(
-        later.loc[later["status"] == "ok", ["row_id", "latency_ms"]], on="row_id",
-        suffixes=("_earlier", "_later"))
+    pairs = shared_labels(earlier, later)
     x, y = pairs["latency_ms_earlier"], pairs["latency_ms_later"]
     fig, ax = plt.subplots(figsize=(5, 4.2), layout="constrained")
     ax.scatter(x, y, s=8, alpha=0.5, color="0.3", label=f"{len(pairs)} blocks")
@@ -133,6 +134,64 @@ def plot_state_stretch(earlier: pd.DataFrame, later: pd.DataFrame, stretch: dict
     readable_log_axes(ax)
     ax.legend(fontsize=8)
     return fig
+
+
+def session_finding(metrics: pd.DataFrame, bar: float = 95.0,
+                    raw: str = "MLP on lookup table",
+                    row: str = "MLP on lookup table, calibrated to the session (cross-fitted)"
+                    ) -> str:
+    """One sentence: the MLP on the table as fitted against the same MLP calibrated to the
+    precise labels' session (``lenna fit``'s rows ``raw`` and ``row``), and the bar; "" without
+    that row."""
+    if row not in metrics.index:
+        return ""
+    before, after = metrics.loc[raw], metrics.loc[row]
+    met = "meets" if after["within_10_pct"] >= bar else "misses"
+    return (f"Calibrated to the session of the precise labels by a power fitted on the other "
+            f"half of the held-out blocks, the same MLP predicts {after['within_10_pct']:.1f}% "
+            f"of them within ±10% (MAPE {after['mape_pct']:.1f}%, tau "
+            f"{after['kendall_tau']:.3f}) where it predicted {before['within_10_pct']:.1f}% as "
+            f"fitted: it {met} the bar of {bar:g}%.")
+
+
+def plot_calibration_curve(curve: pd.DataFrame, bar: float = 95.0) -> Figure:
+    """Share within ±10% of held-out blocks against the blocks labelled in the session that
+    calibrate the model (:func:`~lenna_core.latency.session_calibration.calibration_curve`),
+    its draws' 5th percentile shaded, the model as fitted at k = 0 and the bar dashed."""
+    fitted = curve[curve["k"] > 0]
+    fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
+    ax.plot(fitted["k"], fitted["within_10_pct"], "o-", color="tab:blue",
+            label="calibrated on k blocks (mean)")
+    ax.fill_between(fitted["k"], fitted["within_10_pct_p5"], fitted["within_10_pct"],
+                    color="tab:blue", alpha=0.2, label="5th percentile of the draws")
+    raw = float(curve.loc[curve["k"] == 0, "within_10_pct"].iloc[0])
+    ax.axhline(raw, color="0.4", lw=1, label=f"as fitted ({raw:.1f}%)")
+    ax.axhline(bar, color="k", ls="--", lw=0.8, label=f"bar ({bar:g}%)")
+    ax.set(xscale="log", xlabel="blocks labelled in the session (k)",
+           ylabel="held-out blocks within ±10% (%)",
+           title="Calibrating the model to a labelling session")
+    ax.set_xticks(list(fitted["k"]), [str(k) for k in fitted["k"]])
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def calibration_table(model: MLPLatency, labellings: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Share within ±10% and Kendall tau of ``model`` as fitted and with its session
+    calibration, against each labelling of blocks (a name per dataset frame, its "ok" rows
+    scored)."""
+    if model.session_calibration_ is None:
+        raise ValueError("model has no session calibration to compare: "
+                         "MLPLatency.calibrate_to_session, or lenna fit's saved model")
+    as_fitted = model.without_session_calibration()
+    rows = {}
+    for name, frame in labellings.items():
+        ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+        raw = latency_metrics(ok["latency_ms"], as_fitted.predict(ok))
+        calibrated = latency_metrics(ok["latency_ms"], model.predict(ok))
+        rows[name] = {"blocks": len(ok), "as fitted, within ±10% (%)": raw["within_10_pct"],
+                      "calibrated, within ±10% (%)": calibrated["within_10_pct"],
+                      "Kendall tau": calibrated["kendall_tau"]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("labels")
 
 
 def labelled_at(path: str | Path) -> str:

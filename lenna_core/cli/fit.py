@@ -5,9 +5,10 @@
 
 It trains on the folder's pool (standard labels; blocks that are also evaluation blocks left
 out), scores every model against the mean of the two precise labellings beside their noise
-floor and a perfect predictor's ceiling, prints the table, and saves the MLP on the lookup table
-as ``mlp_latency.*`` with the scores as ``predictor_metrics_precise.csv``, named in the folder's
-``manifest.json`` (all in :mod:`lenna_core.latency.device_models`).
+floor and a perfect predictor's ceiling, prints the table, and saves the MLP on the lookup table,
+calibrated to the precise labels' session (a power, printed), as ``mlp_latency.*`` with the
+scores as ``predictor_metrics_precise.csv``, named in the folder's ``manifest.json`` (all in
+:mod:`lenna_core.latency.device_models`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import pandas as pd
 
 from lenna_core.latency.device_models import (
     METRICS_FILE,
     MODEL_PREFIX,
+    SESSION_CALIBRATED,
     fit_device_models,
     save_device_model,
 )
+from lenna_core.latency.session_calibration import SessionCalibration
 
 #: The columns printed, most telling first (the CSV keeps all of them).
 SHOWN = ["within_10_pct", "mape_pct", "kendall_tau", "rmse_ms", "n"]
@@ -47,6 +51,15 @@ def state_note(state: dict) -> str:
             f"{(state['ratio_large'] - 1) * 100:+.1f}%, residual {state['residual_sd'] * 100:.1f}%"
             "): a power away from 1 is a change in the machine's state between the two "
             "labellings, which a model trained on the pool inherits")
+
+
+def session_note(session: SessionCalibration) -> str:
+    """The power the saved model applies to reach the precise labels' session
+    (``DeviceModels.session``)."""
+    return (f"saved model = MLP on lookup table calibrated to the precise labels' session: "
+            f"ms -> {np.exp(session.log_offset):.3f} x ms ^ {session.slope:.3f} (fitted on "
+            f"{session.blocks} blocks; the row '{SESSION_CALIBRATED}' scores it, each block "
+            "calibrated on the other half)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         print(result.metrics[SHOWN].round(3).to_string())
     if result.state is not None:
         print(state_note(result.state))
+    if result.session is not None:
+        print(session_note(result.session))
     manifest = save_device_model(result)
     print(f"fitted and scored in {seconds:.1f} s; saved {MODEL_PREFIX}.* and {METRICS_FILE} in "
           f"{result.folder} (manifest models: {manifest['models']})")

@@ -8,7 +8,11 @@ geometric mean of the two precise labels, beside the noise floor between those t
 perfect-predictor ceiling (:func:`~lenna_core.latency.label_noise.score_on_relabelled`); a
 ``noise_floor.csv`` of pool blocks labelled again adds the standard labels' floor, and the
 pool's own labels of the evaluation blocks are scored too: a model trained on the pool can
-average their noise away, not the machine's state when they were labelled. The MLP
+average their noise away, not the machine's state when they were labelled. That state moves
+labels by a power (:mod:`~lenna_core.latency.machine_state`), so the MLP on the table is also
+scored calibrated to the precise labels' session, each block by a power fitted on the other
+half of them (:data:`SESSION_CALIBRATED`); the model saved carries the power fitted on all of
+them (:mod:`~lenna_core.latency.session_calibration`). The MLP
 corrects the table the manifest names as ``tables.op_table``; every other table it names (say
 ``isolated_op_table``, each op timed alone, beside an ``op_table`` from probe cells,
 :mod:`~lenna_core.latency.cell_table`) is scored as the prior of an MLP of its own ("MLP on
@@ -41,10 +45,15 @@ from lenna_core.latency.device_identity import (
 from lenna_core.latency.encoder import contexts_from_frame
 from lenna_core.latency.label_noise import score_on_relabelled
 from lenna_core.latency.lookup_table import OpLatencyTable
-from lenna_core.latency.machine_state import MIN_SHARED_BLOCKS, state_stretch
+from lenna_core.latency.machine_state import MIN_SHARED_BLOCKS, power_fit, shared_labels
 from lenna_core.latency.metrics import latency_metrics, noise_floor
 from lenna_core.latency.mlp_model import MLPLatency
 from lenna_core.latency.profiler import cpu_threads
+from lenna_core.latency.session_calibration import (
+    SessionCalibration,
+    cross_fitted,
+    fit_session_calibration,
+)
 from lenna_core.validation import check_int
 
 POOL, PRECISE, REPEAT = "pool", "precise", "precise_repeat"
@@ -58,6 +67,11 @@ STANDARD_FLOOR = "noise floor, standard labels (pool)"
 #: The pool's own labels of the evaluation blocks, scored as a predictor: what the training
 #: labels say about those blocks, standard error and machine state included.
 POOL_LABELS = "pool's labels of the evaluation blocks"
+#: The saved model: the MLP on the table calibrated to the precise labels' session, scored with
+#: each block's calibration fitted on the other half of the evaluation blocks.
+SESSION_CALIBRATED = f"{MLP_ON_TABLE}, calibrated to the session (cross-fitted)"
+#: Folds of that cross-fitting: half the evaluation blocks calibrate, the other half score.
+SESSION_FOLDS = 2
 #: Fewest training blocks: the MLP stops early on 15% of them.
 MIN_TRAIN_BLOCKS = 10
 #: Fewest evaluation blocks: the perfect-predictor ceiling resamples their label noise.
@@ -76,7 +90,8 @@ class DeviceModels:
     the pool blocks left out of training because they are evaluation blocks; ``state`` how the
     precise labels of the evaluation blocks follow the pool's own labels of them
     (:func:`~lenna_core.latency.machine_state.state_stretch`, pool first), None where the pool
-    labelled too few of them.
+    labelled too few of them; ``session`` the power from the MLP on the table's predictions to
+    the precise labels of all evaluation blocks, which the saved model applies.
     """
 
     folder: Path
@@ -88,6 +103,7 @@ class DeviceModels:
     labels_measured_on: dict
     left_out: int
     state: dict | None = None
+    session: SessionCalibration | None = None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -127,22 +143,32 @@ def fit_device_models(folder: str | os.PathLike, *, hidden: tuple[int, ...] = (2
                 hidden=hidden, max_epochs=max_epochs, random_state=seed, prior=other
             ).fit(train, train["latency_ms"])
         metrics = score_on_relabelled(models, evaluation, seed=seed)
+        predicted = models[MLP_ON_TABLE].predict(evaluation)
+    session = None
+    if len(evaluation) >= 2 * MIN_SHARED_BLOCKS:  # each fold's power needs that many blocks
+        measured = evaluation["latency_ms"].to_numpy()
+        metrics.loc[SESSION_CALIBRATED] = pd.Series(latency_metrics(
+            measured, cross_fitted(predicted, measured, folds=SESSION_FOLDS, seed=seed)))
+        session = fit_session_calibration(predicted, measured)
     if floor is not None:
         metrics.loc[STANDARD_FLOOR] = pd.Series(floor)
-    own = _pool_labels_scored(frames[POOL], evaluation, settings)
     state = None
-    if own is not None:
-        metrics.loc[POOL_LABELS] = pd.Series(own)
-        if own["n"] >= MIN_SHARED_BLOCKS:
-            state = state_stretch(frames[POOL], evaluation)
+    if settings[POOL]["seed"] == settings[PRECISE]["seed"]:  # else other blocks, same row ids
+        pairs = shared_labels(frames[POOL], evaluation)
+        if len(pairs) >= MIN_EVALUATION_BLOCKS:
+            metrics.loc[POOL_LABELS] = pd.Series(latency_metrics(pairs["latency_ms_later"],
+                                                                 pairs["latency_ms_earlier"]))
+        if len(pairs) >= MIN_SHARED_BLOCKS:
+            state = power_fit(pairs["latency_ms_earlier"], pairs["latency_ms_later"])
     metrics["n"] = metrics["n"].astype(int)  # a count, though the table's rows made it float
     machine = read_metadata(folder / checked["manifest"]["files"][POOL])["machine"]
     return DeviceModels(folder, checked["manifest"], metrics.rename_axis("model"), models,
-                        train, evaluation, machine, left_out, state)
+                        train, evaluation, machine, left_out, state, session)
 
 
 def save_device_model(result: DeviceModels, folder: str | os.PathLike | None = None) -> dict:
-    """Save the MLP on the lookup table as ``<folder>/mlp_latency.*`` (recording the pool's
+    """Save the MLP on the lookup table, calibrated to the precise labels' session where
+    ``result.session`` holds a power, as ``<folder>/mlp_latency.*`` (recording the pool's
     machine as its device), the scores as ``predictor_metrics_precise.csv``, and name both in
     the manifest, its files kept; ``folder`` defaults to the one fitted. Returns the manifest."""
     folder = Path(result.folder if folder is None else folder)
@@ -152,8 +178,9 @@ def save_device_model(result: DeviceModels, folder: str | os.PathLike | None = N
         raise ValueError(f"{folder / MANIFEST} names another device than the models were fitted "
                          f"for ({describe_differences(differences)}): save them into "
                          f"{result.folder}")
-    result.models[MLP_ON_TABLE].save(folder / MODEL_PREFIX,
-                                     labels_measured_on=result.labels_measured_on)
+    saved = result.models[MLP_ON_TABLE].without_session_calibration()
+    saved.set_session_calibration(result.session).save(
+        folder / MODEL_PREFIX, labels_measured_on=result.labels_measured_on)
     # Six significant digits: the scores' last bits are no part of the result.
     result.metrics.to_csv(folder / METRICS_FILE, float_format="%.6g", lineterminator="\n")
     kept = {k: v for k, v in manifest.items()
@@ -163,6 +190,15 @@ def save_device_model(result: DeviceModels, folder: str | os.PathLike | None = N
                           notes=manifest.get("notes", ""),
                           models={**manifest.get("models", {}), MODEL_ROLE: MODEL_PREFIX},
                           **kept)
+
+
+def evaluation_blocks(folder: str | os.PathLike) -> pd.DataFrame:
+    """The folder's evaluation blocks with the mean of their two precise labels
+    (``latency_ms``), as :func:`fit_device_models` scores every model on them."""
+    folder = Path(folder)
+    checked = read_device_folder(folder)
+    _check_roles(folder, checked["manifest"])
+    return _evaluation(folder, checked["frames"], checked["manifest"]["files"])
 
 
 def _check_roles(folder: Path, manifest: dict) -> dict[str, dict]:
@@ -225,20 +261,6 @@ def _training(folder: Path, frames: dict, settings: dict,
                          "label more rows into it (lenna label --rows N, beyond the held-out "
                          "ids), or draw it with another --seed")
     return train, int(evaluated.sum())
-
-
-def _pool_labels_scored(pool: pd.DataFrame, evaluation: pd.DataFrame,
-                        settings: dict) -> dict | None:
-    """The pool's standard labels of the evaluation blocks scored against their precise mean
-    (None where the pool drew its blocks with another seed or labelled too few of them)."""
-    if settings[POOL]["seed"] != settings[PRECISE]["seed"]:
-        return None
-    ok = pool.loc[pool["status"] == "ok", ["row_id", "latency_ms"]]
-    pairs = evaluation[["row_id", "latency_ms"]].merge(ok, on="row_id",
-                                                       suffixes=("_precise", "_pool"))
-    if len(pairs) < MIN_EVALUATION_BLOCKS:
-        return None
-    return latency_metrics(pairs["latency_ms_precise"], pairs["latency_ms_pool"])
 
 
 def _op_table(folder: Path, manifest: dict, blocks: pd.DataFrame,

@@ -11,6 +11,8 @@ same blocks; a slope of 1 and no offset is an unchanged machine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,42 @@ MIN_SHARED_BLOCKS = 10
 
 def _within_10_pct(ratio: np.ndarray) -> float:
     return float(np.mean(np.abs(ratio - 1.0) <= 0.10) * 100.0)
+
+
+def shared_labels(earlier: pd.DataFrame, later: pd.DataFrame) -> pd.DataFrame:
+    """The blocks (``row_id``) both dataset frames labelled successfully, with both labels:
+    ``latency_ms_earlier`` and ``latency_ms_later``."""
+    columns = ["row_id", "latency_ms"]
+    for name, frame in (("earlier", earlier), ("later", later)):
+        missing = [c for c in ("status", *columns) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{name}: a dataset frame needs the columns {missing}")
+    ok = [frame.loc[frame["status"] == "ok", columns] for frame in (earlier, later)]
+    return ok[0].merge(ok[1], on="row_id", suffixes=("_earlier", "_later"))
+
+
+def power_fit(x_ms: Sequence[float], y_ms: Sequence[float]) -> dict[str, float]:
+    """Fit log(y) = offset + slope * log(x) over paired latencies (ms); the agreement within
+    ±10% before and after the fit (the keys :func:`state_stretch` documents, ``blocks`` too)."""
+    x, y = np.asarray(x_ms, dtype=float), np.asarray(y_ms, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x_ms and y_ms must be paired 1-d latencies, not shapes {x.shape} "
+                         f"and {y.shape}")
+    if len(x) < MIN_SHARED_BLOCKS:
+        raise ValueError(f"{len(x)} paired latencies: a slope needs at least "
+                         f"{MIN_SHARED_BLOCKS}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all() and (x > 0).all() and (y > 0).all()):
+        raise ValueError("every latency must be a positive, finite number of ms")
+    x, y = np.log(x), np.log(y)
+    slope, offset = np.polyfit(x, y, 1)
+    residual = y - (offset + slope * x)
+    small, large = np.percentile(x, [5, 95])
+    return {"blocks": int(len(x)), "slope": float(slope), "offset": float(offset),
+            "residual_sd": float(residual.std(ddof=2)),
+            "within_10_pct": _within_10_pct(np.exp(y - x)),
+            "within_10_pct_fitted": _within_10_pct(np.exp(residual)),
+            "ratio_small": float(np.exp(offset + (slope - 1) * small)),
+            "ratio_large": float(np.exp(offset + (slope - 1) * large))}
 
 
 def state_stretch(earlier: pd.DataFrame, later: pd.DataFrame) -> dict[str, float]:
@@ -32,25 +70,8 @@ def state_stretch(earlier: pd.DataFrame, later: pd.DataFrame) -> dict[str, float
     (``ratio_small``, ``ratio_large``): how much cheaper or dearer small and large blocks came
     out.
     """
-    columns = ["row_id", "latency_ms"]
-    for name, frame in (("earlier", earlier), ("later", later)):
-        missing = [c for c in ("status", *columns) if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{name}: a dataset frame needs the columns {missing}")
-    ok = [frame.loc[frame["status"] == "ok", columns] for frame in (earlier, later)]
-    pairs = ok[0].merge(ok[1], on="row_id", suffixes=("_earlier", "_later"))
+    pairs = shared_labels(earlier, later)
     if len(pairs) < MIN_SHARED_BLOCKS:
         raise ValueError(f"earlier and later share {len(pairs)} labelled blocks: a slope needs "
                          f"at least {MIN_SHARED_BLOCKS} (label the same row ids in both)")
-    x, y = np.log(pairs["latency_ms_earlier"]), np.log(pairs["latency_ms_later"])
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("every shared label must be a positive, finite number of ms")
-    slope, offset = np.polyfit(x, y, 1)
-    residual = y - (offset + slope * x)
-    small, large = np.percentile(x, [5, 95])
-    return {"blocks": int(len(pairs)), "slope": float(slope), "offset": float(offset),
-            "residual_sd": float(residual.std(ddof=2)),
-            "within_10_pct": _within_10_pct(np.exp(y - x)),
-            "within_10_pct_fitted": _within_10_pct(np.exp(residual)),
-            "ratio_small": float(np.exp(offset + (slope - 1) * small)),
-            "ratio_large": float(np.exp(offset + (slope - 1) * large))}
+    return power_fit(pairs["latency_ms_earlier"], pairs["latency_ms_later"])

@@ -11,10 +11,16 @@ correction to the lookup table instead of the whole latency: the target is the l
 the measured latency to the table's expectation with a scale and offset fitted on the
 training rows. The table carries what is additive about a block (which op sits on which
 edge); the MLP what is not.
+
+:meth:`MLPLatency.calibrate_to_session` adds a
+:class:`~lenna_core.latency.session_calibration.SessionCalibration` on the output: a power
+fitted on blocks labelled in another session of the same machine, whose state moves every
+label by such a power. It is saved with the model and applied by every prediction.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Sequence
@@ -49,11 +55,12 @@ from lenna_core.latency.file_checks import (
 from lenna_core.latency.lookup_table import LookupTableModel, OpLatencyTable, linear_expectation
 from lenna_core.latency.mlp_training import network, train_step, validation_loss
 from lenna_core.latency.profiler import machine_fingerprint
+from lenna_core.latency.session_calibration import SessionCalibration, fit_session_calibration
 from lenna_core.space.search_space import DARTS_SPACE, SearchSpace
 from lenna_core.validation import is_integer
 
-FORMAT_VERSION = 2  # 2 adds the lookup-table prior; version 1 files have none
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 2 adds the lookup-table prior, 3 the session calibration
+READABLE_VERSIONS = (1, 2, 3)
 #: Block properties whose training range is recorded, so a search can warn outside it.
 RANGE_COLUMNS = ("C", "spatial", "batch_size")
 
@@ -62,14 +69,17 @@ class LatencyModule(nn.Module):
     """Frozen MLP with its scaling folded in: block features -> latency in ms.
 
     With ``corrects_prior``, the MLP's output is a factor on a prior latency (the calibrated
-    lookup table's), which every call must then pass as ``prior_ms``.
+    lookup table's), which every call must then pass as ``prior_ms``; with ``session``, the
+    latency is then raised to its power (:class:`SessionCalibration`).
     """
 
     def __init__(self, net: nn.Sequential, x_mean: torch.Tensor, x_scale: torch.Tensor,
                  y_mean: float, y_scale: float, space: SearchSpace,
-                 corrects_prior: bool = False) -> None:
+                 corrects_prior: bool = False, session: SessionCalibration | None = None
+                 ) -> None:
         super().__init__()
         self.net, self.space, self.corrects_prior = net, space, corrects_prior
+        self.session = session
         self.register_buffer("x_mean", x_mean)
         self.register_buffer("x_scale", x_scale)
         self.y_mean, self.y_scale = y_mean, y_scale
@@ -86,13 +96,19 @@ class LatencyModule(nn.Module):
         z = self.net((features - self.x_mean) / self.x_scale).squeeze(1)
         factor = torch.exp(z * self.y_scale + self.y_mean)
         if not self.corrects_prior:
-            return factor
+            return self._in_session(factor)
         if prior_ms is None or prior_ms.shape != factor.shape:
             raise ValueError("this model corrects the lookup table: pass prior_ms, the "
                              "table's calibrated expectation (ms) of each of the "
                              f"{factor.numel()} rows, or use MLPLatency.predict / as_module"
                              "(contexts), which compute it")
-        return factor * prior_ms.to(factor.dtype)
+        return self._in_session(factor * prior_ms.to(factor.dtype))
+
+    def _in_session(self, ms: torch.Tensor) -> torch.Tensor:
+        """``ms`` with the session calibration applied (unchanged without one)."""
+        if self.session is None:
+            return ms
+        return torch.exp(self.session.log_offset + self.session.slope * torch.log(ms))
 
     def forward(self, context_features: torch.Tensor, probs: torch.Tensor,
                 macs: torch.Tensor, prior_ms: torch.Tensor | None = None) -> torch.Tensor:
@@ -188,6 +204,7 @@ class MLPLatency(RegressorMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Sequence[float]) -> MLPLatency:
         """Train on frame ``X`` and latencies ``y`` (ms), stopping early on a validation split."""
         self._check_params()
+        self.session_calibration_: SessionCalibration | None = None
         y = np.asarray(y, dtype=float)
         if y.ndim != 1 or len(y) != len(X) or not np.isfinite(y).all() or (y <= 0).any():
             raise ValueError("y must hold one positive, finite latency (ms) per row of X")
@@ -255,6 +272,30 @@ class MLPLatency(RegressorMixin, BaseEstimator):
                                      "X has blocks")
         return self.predict_features(features, self._prior_ms(X))
 
+    def calibrate_to_session(self, X: pd.DataFrame, y: Sequence[float]) -> MLPLatency:
+        """Calibrate the predictions to blocks ``X`` labelled ``y`` (ms) in another session:
+        the power between the uncalibrated predictions and ``y``, applied from now on."""
+        raw = self.without_session_calibration().predict(X)
+        return self.set_session_calibration(fit_session_calibration(raw, y))
+
+    def set_session_calibration(self, calibration: SessionCalibration | None) -> MLPLatency:
+        """Apply ``calibration`` to every prediction from now on (None: none); returns self."""
+        check_is_fitted(self, "module_")
+        if calibration is not None and not isinstance(calibration, SessionCalibration):
+            raise ValueError(f"calibration={calibration!r}: must be None or a "
+                             "SessionCalibration (fit_session_calibration)")
+        module = self.module_
+        self.module_ = LatencyModule(module.net, module.x_mean, module.x_scale, module.y_mean,
+                                     module.y_scale, module.space, module.corrects_prior,
+                                     calibration)
+        self.session_calibration_ = calibration
+        return self
+
+    def without_session_calibration(self) -> MLPLatency:
+        """A copy of this model that predicts without its session calibration."""
+        check_is_fitted(self, "module_")
+        return copy.copy(self).set_session_calibration(None)
+
     def predict_features(self, features: np.ndarray,
                          prior_ms: np.ndarray | None = None) -> np.ndarray:
         """Latency (ms) of already encoded feature rows (n_rows, n_features).
@@ -306,6 +347,8 @@ class MLPLatency(RegressorMixin, BaseEstimator):
             "params": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in self.get_params().items() if k not in ("space", "prior")},
             "prior": prior,
+            "session_calibration": (None if self.session_calibration_ is None
+                                    else self.session_calibration_.to_record()),
             "x_mean": self.module_.x_mean.tolist(), "x_scale": self.module_.x_scale.tolist(),
             "y_mean": self.y_mean_, "y_scale": self.y_scale_, "n_epochs": self.n_epochs_,
             "context_range": self.context_range_,
@@ -369,10 +412,18 @@ class MLPLatency(RegressorMixin, BaseEstimator):
                              f"{list(model.hidden)} from {json_path.name} (weights: {shapes}); "
                              f"{remedy}") from err
         model.y_mean_, model.y_scale_ = meta["y_mean"], meta["y_scale"]
+        model.session_calibration_ = None
+        if meta.get("session_calibration"):
+            try:
+                model.session_calibration_ = SessionCalibration.from_record(
+                    meta["session_calibration"])
+            except ValueError as err:
+                raise ValueError(f"{json_path}: {err}; {remedy}") from None
         model.module_ = LatencyModule(net, torch.tensor(meta["x_mean"]),
                                       torch.tensor(meta["x_scale"]), model.y_mean_,
                                       model.y_scale_, space,
-                                      corrects_prior=model.prior_ is not None)
+                                      corrects_prior=model.prior_ is not None,
+                                      session=model.session_calibration_)
         model.encoder_ = BlockEncoder(space)
         model.encoder_.feature_names_out_ = np.array(meta["feature_names"], dtype=object)
         model.encoder_.n_features_out_ = len(meta["feature_names"])

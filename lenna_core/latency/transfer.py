@@ -235,6 +235,9 @@ def fit_method(source: MLPLatency, method: str, X: pd.DataFrame, y: Sequence[flo
                          "device (OpLatencyTable.measure over the blocks' contexts)")
     if method == "none":
         return AdaptedLatency(source, method)
+    # Every other method fits its own map onto the target device's labels, so the source's
+    # calibration to one of its own labelling sessions is no part of it.
+    source = source.without_session_calibration()
     if method in ("scale", "log_affine"):
         log_scale, power = _log_ratio_fit(source.predict(X), y, method == "log_affine")
         return AdaptedLatency(source, method, log_scale, power)
