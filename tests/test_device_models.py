@@ -185,7 +185,8 @@ def test_the_same_seed_writes_the_same_bytes(tmp_path):
         folder = _copy(tmp_path / name, "device")
         save_device_model(fit_device_models(folder, seed=seed, **SMALL))
         written.append({f: (folder / f).read_bytes()
-                        for f in (METRICS_FILE, f"{MODEL_PREFIX}.pt", "manifest.json")})
+                        for f in (METRICS_FILE, f"{MODEL_PREFIX}.pt", f"{MODEL_PREFIX}.json",
+                                  "manifest.json")})
     assert written[0] == written[1]
     assert written[0][METRICS_FILE] != written[2][METRICS_FILE]
 

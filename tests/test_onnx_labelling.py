@@ -151,5 +151,5 @@ def test_reference_ms_comes_only_from_a_dataset_timed_the_same_way(tmp_path):
     with pytest.raises(ValueError, match="on 1 thread"):
         reference_ms_from(dataset, None, 2)
     ort = DATA / "devices" / "onnxruntime-xeon-6-167" / "op_latency_table.csv"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no calibrated reference cell"):
         reference_ms_from(str(ort), runtime_record(1), 1)  # a table: no labels, no calibration

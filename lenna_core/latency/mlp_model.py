@@ -353,7 +353,9 @@ class MLPLatency(RegressorMixin, BaseEstimator):
             "y_mean": self.y_mean_, "y_scale": self.y_scale_, "n_epochs": self.n_epochs_,
             "context_range": self.context_range_,
             "device": labels_measured_on or machine_fingerprint("cpu"),
-            "fitted_on": machine_fingerprint("cpu"),
+            # Where it was fitted, less the moment's load: the same fit saves the same file.
+            "fitted_on": {k: v for k, v in machine_fingerprint("cpu").items()
+                          if k != "load_average_1_5_15"},
             "weights_sha256": file_sha256(path.with_suffix(".pt")),
         }
         path.with_suffix(".json").write_text(json.dumps(with_digest(meta), indent=2) + "\n")
