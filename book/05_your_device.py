@@ -274,7 +274,7 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 onnx_model = MLPLatency.load(Path(onnxruntime_dir) / onnx_device["manifest"]["models"]["mlp"],
                              check_device_here=False)  # scored against its own folder's labels
-held_out = evaluation_blocks(onnxruntime_dir)
+held_out = evaluation_blocks(onnxruntime_dir, onnx_device)  # the folder read above
 curve = calibration_curve(onnx_model.without_session_calibration().predict(held_out),
                           held_out["latency_ms"], seed=seed)
 display(Markdown(session_finding(onnx_metrics)))

@@ -133,6 +133,7 @@ def test_the_session_calibrated_row_scores_each_block_calibrated_on_the_other_ha
 def test_the_evaluation_blocks_are_the_ones_every_model_is_scored_on(fitted):
     blocks = evaluation_blocks(XEON)
     pd.testing.assert_frame_equal(blocks, fitted.evaluation)
+    pd.testing.assert_frame_equal(evaluation_blocks(XEON, read_device_folder(XEON)), blocks)
 
 
 def test_a_pool_of_other_blocks_has_no_labels_of_the_evaluation_blocks(tmp_path):

@@ -192,11 +192,12 @@ def save_device_model(result: DeviceModels, folder: str | os.PathLike | None = N
                           **kept)
 
 
-def evaluation_blocks(folder: str | os.PathLike) -> pd.DataFrame:
+def evaluation_blocks(folder: str | os.PathLike, checked: dict | None = None) -> pd.DataFrame:
     """The folder's evaluation blocks with the mean of their two precise labels
-    (``latency_ms``), as :func:`fit_device_models` scores every model on them."""
+    (``latency_ms``), as :func:`fit_device_models` scores every model on them; ``checked``:
+    the folder as ``read_device_folder`` read it already, so it is not read twice."""
     folder = Path(folder)
-    checked = read_device_folder(folder)
+    checked = read_device_folder(folder) if checked is None else checked
     _check_roles(folder, checked["manifest"])
     return _evaluation(folder, checked["frames"], checked["manifest"]["files"])
 

@@ -16,12 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from lenna_core.latency.metrics import latency_metrics
+
 #: Fewest blocks both labellings must share for a slope worth reporting.
 MIN_SHARED_BLOCKS = 10
-
-
-def _within_10_pct(ratio: np.ndarray) -> float:
-    return float(np.mean(np.abs(ratio - 1.0) <= 0.10) * 100.0)
 
 
 def shared_labels(earlier: pd.DataFrame, later: pd.DataFrame) -> pd.DataFrame:
@@ -54,8 +52,9 @@ def power_fit(x_ms: Sequence[float], y_ms: Sequence[float]) -> dict[str, float]:
     small, large = np.percentile(x, [5, 95])
     return {"blocks": int(len(x)), "slope": float(slope), "offset": float(offset),
             "residual_sd": float(residual.std(ddof=2)),
-            "within_10_pct": _within_10_pct(np.exp(y - x)),
-            "within_10_pct_fitted": _within_10_pct(np.exp(residual)),
+            "within_10_pct": latency_metrics(np.exp(x), np.exp(y))["within_10_pct"],
+            "within_10_pct_fitted": latency_metrics(np.exp(y - residual),
+                                                    np.exp(y))["within_10_pct"],
             "ratio_small": float(np.exp(offset + (slope - 1) * small)),
             "ratio_large": float(np.exp(offset + (slope - 1) * large))}
 
